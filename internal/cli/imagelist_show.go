@@ -49,23 +49,23 @@ says so: use it to read a list, never to decide to trust one.`,
 
 // listView is the JSON form of a list for people and scripts.
 type listView struct {
-	MessageType string             `json:"message_type"`
-	File        string             `json:"file"`
-	Signed      bool               `json:"signed"`
-	Verified    bool               `json:"verified"`
-	Signer      string             `json:"signer,omitempty"`
-	Identifier  string             `json:"identifier"`
-	Title       string             `json:"title"`
-	Description string             `json:"description"`
-	Version     string             `json:"version"`
-	Created     string             `json:"created"`
-	Expires     string             `json:"expires"`
-	Expired     bool               `json:"expired"`
-	Source      string             `json:"source"`
-	URI         string             `json:"uri"`
-	VO          string             `json:"vo,omitempty"`
-	Endorser    imagelist.Endorser `json:"endorser"`
-	Images      []imageView        `json:"images"`
+	MessageType string              `json:"message_type"`
+	File        string              `json:"file"`
+	Signed      bool                `json:"signed"`
+	Verified    bool                `json:"verified"`
+	Signer      string              `json:"signer,omitempty"`
+	Identifier  string              `json:"identifier"`
+	Title       string              `json:"title"`
+	Description string              `json:"description"`
+	Version     string              `json:"version"`
+	Created     string              `json:"created"`
+	Expires     string              `json:"expires"`
+	Expired     bool                `json:"expired"`
+	Source      string              `json:"source"`
+	URI         string              `json:"uri"`
+	VO          string              `json:"vo,omitempty"`
+	Endorser    imagelist.Endorser  `json:"endorser"`
+	Images      []imageView         `json:"images"`
 	Problems    []imagelist.Problem `json:"problems"`
 }
 

@@ -128,7 +128,9 @@ type RejectedError struct {
 	Detail string
 }
 
-func (e *RejectedError) Error() string { return "list rejected (" + string(e.Reason) + "): " + e.Detail }
+func (e *RejectedError) Error() string {
+	return "list rejected (" + string(e.Reason) + "): " + e.Detail
+}
 
 // ErrRejected is wrapped by every RejectedError.
 var ErrRejected = errors.New("list rejected")
