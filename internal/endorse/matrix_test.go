@@ -136,7 +136,9 @@ func opensslSign(t *testing.T, content []byte, extra []string, ids ...*pkitest.I
 	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "list.json")
-	os.WriteFile(in, content, 0o644)
+	if err := os.WriteFile(in, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"smime", "-sign", "-in", in, "-md", "sha256"}
 	for i, id := range ids {
 		c, k := filepath.Join(dir, "c"+string(rune('0'+i))), filepath.Join(dir, "k"+string(rune('0'+i)))
@@ -190,7 +192,9 @@ func matrix() []matrixCase {
 		}},
 
 		{name: "expired list", want: endorse.ReasonListExpired, check: endorse.CheckListValidity, raw: func(t *testing.T, p *pki) []byte {
-			return signedList(t, p.endorser, func(l *imagelist.List) { l.Created, l.Expires = l.Created.Add(-72*time.Hour), l.Created.Add(-time.Hour) })
+			return signedList(t, p.endorser, func(l *imagelist.List) {
+				l.Created, l.Expires = l.Created.Add(-72*time.Hour), l.Created.Add(-time.Hour)
+			})
 		}},
 		{name: "created in the future", want: endorse.ReasonListFuture, check: endorse.CheckListCreated, raw: func(t *testing.T, p *pki) []byte {
 			return signedList(t, p.endorser, func(l *imagelist.List) { l.Created = l.Created.Add(3 * time.Hour) })
@@ -258,7 +262,9 @@ func matrix() []matrixCase {
 		{name: "unsigned input", want: endorse.ReasonUnsigned, check: endorse.CheckFormat,
 			raw: func(t *testing.T, p *pki) []byte { return marshal(t, newList(p.endorser)) }},
 		{name: "not multipart/signed", want: endorse.ReasonUnsigned, check: endorse.CheckFormat,
-			raw: func(t *testing.T, p *pki) []byte { return []byte("MIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n") }},
+			raw: func(t *testing.T, p *pki) []byte {
+				return []byte("MIME-Version: 1.0\nContent-Type: text/plain\n\nhello\n")
+			}},
 		{name: "truncated file", want: endorse.ReasonMalformed, check: endorse.CheckFormat, raw: func(t *testing.T, p *pki) []byte {
 			raw := ok(t, p)
 			return raw[:len(raw)*2/3]

@@ -224,7 +224,8 @@ func TestParseNamespacesInvalid(t *testing.T) {
 		{"bad_regex_perl_backref", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"(a)\\1\"\n", "", "invalid regular expression: error parsing regexp: invalid escape sequence"},
 		{"anchor_escape_attempt", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"/C=X/CN=a)|(.*\"\n", "", "invalid regular expression: error parsing regexp: unexpected )"},
 		{"unterminated_Q_quote", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"\\Q/C=X/\"\n", "", "namespaces line 1: subject pattern \"\\\\Q/C=X/\": invalid regular expression"},
-		{"regex_too_complex", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"((a{100}){100}){100}\"\n", "", "namespaces line 1: subject pattern \"((a{100}){100}){100}\": regular expression is too complex"},
+		{"regex_too_complex", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"" + strings.Repeat("[a-z]{1000}", 20) + "\"\n", "", "namespaces line 1: subject pattern \"[a-z]{1000}[a-z]{1000}"},
+		{"regex_nested_repeat", "TO Issuer \"/C=X/CN=CA\" PERMIT Subject \"((a{100}){100}){100}\"\n", "", "invalid regular expression: error parsing regexp: invalid repeat count"},
 		{"regex_total_too_complex", manyRules(1100, "/C=X/CN=a{999}"), "", "regular expressions in this file are too complex in total"},
 		{"missing_permit", "TO Issuer \"/C=X/CN=CA\" Subject \"/C=X/.*\"\n", "", "namespaces line 1: expected PERMIT or DENY, got \"Subject\""},
 		{"unknown_action", "TO Issuer \"/C=X/CN=CA\" ALLOW Subject \"/C=X/.*\"\n", "", "namespaces line 1: expected PERMIT or DENY, got \"ALLOW\""},
@@ -299,16 +300,24 @@ func TestProgSize(t *testing.T) {
 		{"literal", "/C=X/CN=abc", false},
 		{"typical", "/C=UK/O=eScience/OU=[^/]*/L=[^/]*/CN=.*", false},
 		{"moderate_repeat", "[a-z]{1,64}", false},
-		{"big_repeat", "(.{1000}){100}", true},
-		{"nested_repeat", "((a{100}){100}){100}", true},
-		{"open_repeat", "(a{1000,}){20}", true},
+		{"single_big_repeat", ".{1000}", false},
+		{"many_big_repeats", strings.Repeat(".{1000}", 20), true},
+		{"repeat_of_long_literal", "(" + strings.Repeat("abcdefgh", 40) + "){999}", true},
+		{"nested_repeat", "((a{30}){30}){1}", false},
+		{"open_repeat", "(.{1000,}){1}(.{1000,}){1}" + strings.Repeat("(x{999,})", 20), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			budget := maxTotalRegexpInsts
 			_, err := compileAnchored(tt.pattern, &budget)
-			if tt.tooBig != (err != nil) {
-				t.Fatalf("compileAnchored(%q) error = %v, want too big = %v", tt.pattern, err, tt.tooBig)
+			if tt.tooBig {
+				if err == nil || !strings.Contains(err.Error(), "too complex") {
+					t.Fatalf("compileAnchored(%q) error = %v, want too complex", tt.pattern, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("compileAnchored(%q): %v", tt.pattern, err)
 			}
 			if err == nil && budget >= maxTotalRegexpInsts {
 				t.Errorf("budget not charged")
