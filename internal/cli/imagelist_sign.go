@@ -116,7 +116,8 @@ func runSign(ctx context.Context, g *Globals, o *signOptions, in string) error {
 	if err := writeOutput(g, o.Output, signed, 0o644); err != nil {
 		return err
 	}
-	g.Log.Info("list signed", "signer", cert.Subject.String(), "bytes", len(signed))
+	signer, _ := dn.Oneline(cert.RawSubject)
+	g.Log.Info("list signed", "signer", signer, "bytes", len(signed))
 	return nil
 }
 

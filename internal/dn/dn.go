@@ -35,6 +35,10 @@
 // non-minimal length octets, constructed (segmented) string encodings — are
 // rejected with ErrMalformed instead of being normalised. Go's crypto/x509
 // never hands out such RawSubject/RawIssuer bytes.
+//
+// X509_NAME_oneline's special case for GeneralString values (printing only
+// every fourth octet of UCS-4-like data) is unreachable in OpenSSL 3.0,
+// because d2i_X509_NAME refuses GeneralString values; so does this package.
 package dn
 
 import (
@@ -169,13 +173,19 @@ func Oneline(rawName []byte) (string, error) {
 
 // Hash returns OpenSSL's X509_NAME_hash (the "subject hash" used to name
 // HASH.0 / HASH.r0 files in a CA directory, as printed by `openssl x509 -hash`
-// and `openssl crl -hash`): SHA-1 over the canonical encoding (each AVA value
-// of a character-string type converted to UTF8String, ASCII-lowercased,
-// leading/trailing whitespace removed and internal whitespace runs collapsed
-// to one space; other value types kept as they are; the members of each RDN
-// SET re-sorted in DER order; the RDN SETs concatenated WITHOUT the outer
-// SEQUENCE header and without empty RDNs), first 4 bytes as a little-endian
-// uint32.
+// and `openssl crl -hash`): SHA-1 over the canonical encoding, first 4 bytes
+// as a little-endian uint32. The canonical encoding (x509_name_canon) is:
+//   - UTF8String, PrintableString, T61String, IA5String, BMPString and
+//     UniversalString values converted to UTF8String (single-byte types read
+//     as Latin-1), ASCII-lowercased, leading/trailing ASCII whitespace removed
+//     and internal whitespace runs collapsed to one space (non-ASCII
+//     characters are neither case-folded nor treated as whitespace);
+//   - all other value types (NumericString, BIT STRING, SEQUENCE, ...) kept
+//     as they are;
+//   - the members of each multi-valued RDN re-sorted by their DER encoding
+//     (OpenSSL's SET OF ordering);
+//   - the RDN SETs concatenated WITHOUT the outer SEQUENCE header, empty RDNs
+//     dropped (an empty Name hashes SHA-1 of nothing: eea339da).
 //
 // It returns an error (wrapping ErrMalformed or ErrRejected) on malformed DER
 // or on a Name OpenSSL would not decode, and never panics.
