@@ -84,6 +84,16 @@ func (o *obj) loose(key string) string {
 	return ""
 }
 
+// need reports a required field that is present but empty.
+func (o *obj) need(key, v string) string {
+	if v == "" {
+		if _, present := o.m[key]; present {
+			o.add(key, "must not be empty")
+		}
+	}
+	return v
+}
+
 func (o *obj) date(key string, required bool) time.Time {
 	present := o.m[key] != nil
 	s := o.str(key, required)
@@ -185,15 +195,15 @@ func parseBody(path string, raw json.RawMessage, problems *[]Problem) *List {
 	}
 	l.Created = o.date("dc:date:created", true)
 	l.Expires = o.date("dc:date:expires", true)
-	l.Identifier = o.str("dc:identifier", true)
+	l.Identifier = o.need("dc:identifier", o.str("dc:identifier", true))
 	if l.Identifier != "" && !identRE.MatchString(l.Identifier) {
 		o.add("dc:identifier", "%q is not a safe identifier (letters, digits, '.', '_', '-'; at most 128)", abbrevStr(l.Identifier))
 	}
 	l.Title = o.str("dc:title", true)
 	l.Description = o.str("dc:description", true)
 	l.Source = o.str("dc:source", true)
-	l.Version = o.str("hv:version", true)
-	l.URI = o.str("hv:uri", true)
+	l.Version = o.need("hv:version", o.str("hv:version", true))
+	l.URI = o.need("hv:uri", o.str("hv:uri", true))
 	l.VO = o.str("ad:vo", false)
 	if !l.Created.IsZero() && !l.Expires.IsZero() && !l.Expires.After(l.Created) {
 		o.add("dc:date:expires", "expires %s, not after it was created %s", l.Expires.Format(TimeFormat), l.Created.Format(TimeFormat))
@@ -299,8 +309,8 @@ func parseEndorser(path string, raw json.RawMessage, problems *[]Problem) Endors
 		return Endorser{}
 	}
 	e := Endorser{
-		DN:      o.str("hv:dn", true),
-		CA:      o.str("hv:ca", true),
+		DN:      o.need("hv:dn", o.str("hv:dn", true)),
+		CA:      o.need("hv:ca", o.str("hv:ca", true)),
 		Email:   o.str("hv:email", true),
 		Creator: o.str("dc:creator", true),
 	}
@@ -314,10 +324,10 @@ func parseImage(path string, raw json.RawMessage, problems *[]Problem) Image {
 		return Image{}
 	}
 	im := Image{
-		Identifier:      o.str("dc:identifier", true),
+		Identifier:      o.need("dc:identifier", o.str("dc:identifier", true)),
 		Title:           o.str("dc:title", true),
 		Description:     o.str("dc:description", true),
-		URI:             o.str("hv:uri", true),
+		URI:             o.need("hv:uri", o.str("hv:uri", true)),
 		Version:         o.str("hv:version", true),
 		Arch:            o.str("sl:arch", true),
 		OS:              o.str("sl:os", true),
