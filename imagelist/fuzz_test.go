@@ -2,6 +2,7 @@ package imagelist_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -27,6 +28,10 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse error %v does not wrap ErrSyntax", err)
 			}
 			return
+		}
+		// Never more lenient than the standard library.
+		if !json.Valid(data) {
+			t.Fatalf("Parse accepted what encoding/json calls invalid: %q", data)
 		}
 		m1, err := imagelist.Marshal(l)
 		if err != nil {

@@ -1,29 +1,20 @@
 package imagelist
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-)
-
-var (
-	// Identifiers are UUIDs in every real list, but test lists and some
-	// tools use other strings. What matters for safety is that an identifier
-	// can serve as a file name and a database key without escaping.
-	identRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	sha512RE = regexp.MustCompile(`^[0-9a-fA-F]{128}$`)
+	"unicode/utf8"
 )
 
 // obj is one JSON object being read; it records problems and which keys
 // were consumed, so the rest can be kept as Extra.
 type obj struct {
 	path     string
-	m        map[string]json.RawMessage
-	used     map[string]bool
+	n        *node
+	used     []bool
 	problems *[]Problem
 }
 
@@ -35,67 +26,70 @@ func (o *obj) add(key, format string, args ...any) {
 	*o.problems = append(*o.problems, Problem{Path: p, Message: fmt.Sprintf(format, args...)})
 }
 
-func newObj(path string, raw json.RawMessage, problems *[]Problem) (*obj, bool) {
-	o := &obj{path: path, used: map[string]bool{}, problems: problems}
-	if err := json.Unmarshal(raw, &o.m); err != nil || o.m == nil {
+func newObj(path string, n *node, problems *[]Problem) (*obj, bool) {
+	o := &obj{path: path, n: n, problems: problems}
+	if n == nil || n.kind != '{' {
+		o.n = &node{kind: '{'}
 		o.add("", "not a JSON object")
 		return o, false
 	}
+	o.used = make([]bool, len(n.keys))
 	return o, true
+}
+
+// get returns the member key and marks it used, or nil.
+func (o *obj) get(key string) *node {
+	for i, k := range o.n.keys {
+		if k == key {
+			o.used[i] = true
+			return &o.n.vals[i]
+		}
+	}
+	return nil
 }
 
 // str reads a string field. required fields that are absent are reported.
 func (o *obj) str(key string, required bool) string {
-	o.used[key] = true
-	raw, ok := o.m[key]
-	if !ok {
+	v := o.get(key)
+	switch {
+	case v == nil:
 		if required {
 			o.add(key, "required field is missing")
 		}
 		return ""
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		o.add(key, "not a string: %s", abbrev(raw))
+	case v.kind != '"':
+		o.add(key, "not a string: %s", abbrev(v.raw))
 		return ""
 	}
-	return s
+	return v.str
 }
 
 // loose reads a field that real lists write as a string or as a number
 // (hv:ram_minimum, hv:core_minimum, ...), as a string.
 func (o *obj) loose(key string) string {
-	o.used[key] = true
-	raw, ok := o.m[key]
-	if !ok {
+	v := o.get(key)
+	switch {
+	case v == nil:
 		return ""
+	case v.kind == '"':
+		return v.str
+	case v.kind == '0':
+		return string(v.raw)
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s
-	}
-	var n json.Number
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&n); err == nil {
-		return n.String()
-	}
-	o.add(key, "not a string or number: %s", abbrev(raw))
+	o.add(key, "not a string or number: %s", abbrev(v.raw))
 	return ""
 }
 
 // need reports a required field that is present but empty.
 func (o *obj) need(key, v string) string {
-	if v == "" {
-		if _, present := o.m[key]; present {
-			o.add(key, "must not be empty")
-		}
+	if v == "" && o.n.member(key) != nil {
+		o.add(key, "must not be empty")
 	}
 	return v
 }
 
 func (o *obj) date(key string, required bool) time.Time {
-	present := o.m[key] != nil
+	present := o.n.member(key) != nil
 	s := o.str(key, required)
 	if s == "" {
 		if present {
@@ -110,14 +104,25 @@ func (o *obj) date(key string, required bool) time.Time {
 	return t
 }
 
+// unused lists the members not read, in document order.
+func (o *obj) unused() []string {
+	var ks []string
+	for i, k := range o.n.keys {
+		if !o.used[i] {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
 func (o *obj) extra() map[string]json.RawMessage {
 	var x map[string]json.RawMessage
-	for k, v := range o.m {
-		if !o.used[k] {
+	for i, k := range o.n.keys {
+		if !o.used[i] {
 			if x == nil {
 				x = map[string]json.RawMessage{}
 			}
-			x[k] = v
+			x[k] = o.n.vals[i].rawCopy()
 		}
 	}
 	return x
@@ -141,6 +146,10 @@ func ParseSize(raw json.RawMessage) (int64, error) {
 			return 0, fmt.Errorf("size %s is not a string or number", abbrev(raw))
 		}
 	}
+	return parseSize(s, raw)
+}
+
+func parseSize(s string, raw []byte) (int64, error) {
 	if s == "" || (len(s) > 1 && s[0] == '0') || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, fmt.Errorf("size %s is not a non-negative integer", abbrev(raw))
 	}
@@ -152,23 +161,23 @@ func ParseSize(raw json.RawMessage) (int64, error) {
 }
 
 // Parse reads a complete list, {"hv:imagelist": {...}}. It returns an error
-// wrapping ErrSyntax, and no list, when data is not strict JSON; every other
-// defect is recorded in the list's Problems.
+// wrapping ErrSyntax, and no list, when data is not strict JSON or not an
+// image list; every other defect is recorded in the list's Problems.
 func Parse(data []byte) (*List, error) {
-	if err := checkStrict(data); err != nil {
+	root, err := decode(data)
+	if err != nil {
 		return nil, err
 	}
-	var problems []Problem
-	top, ok := newObj("", data, &problems)
-	if !ok {
+	if root.kind != '{' {
 		return nil, fmt.Errorf("%w: the document is not a JSON object", ErrSyntax)
 	}
-	body, present := top.m["hv:imagelist"]
-	if !present {
+	var problems []Problem
+	top, _ := newObj("", root, &problems)
+	body := top.get("hv:imagelist")
+	if body == nil {
 		return nil, fmt.Errorf("%w: no \"hv:imagelist\" object: not an image list", ErrSyntax)
 	}
-	top.used["hv:imagelist"] = true
-	for k := range top.extra() {
+	for _, k := range top.unused() {
 		top.add(k, "unexpected top-level field")
 	}
 	l := parseBody("hv:imagelist", body, &problems)
@@ -178,25 +187,26 @@ func Parse(data []byte) (*List, error) {
 
 // ParseBody reads the inside of hv:imagelist, as some tools store it.
 func ParseBody(data []byte) (*List, error) {
-	if err := checkStrict(data); err != nil {
+	root, err := decode(data)
+	if err != nil {
 		return nil, err
 	}
 	var problems []Problem
-	l := parseBody("", data, &problems)
+	l := parseBody("", root, &problems)
 	l.problems = problems
 	return l, nil
 }
 
-func parseBody(path string, raw json.RawMessage, problems *[]Problem) *List {
+func parseBody(path string, n *node, problems *[]Problem) *List {
 	l := &List{}
-	o, ok := newObj(path, raw, problems)
+	o, ok := newObj(path, n, problems)
 	if !ok {
 		return l
 	}
 	l.Created = o.date("dc:date:created", true)
 	l.Expires = o.date("dc:date:expires", true)
 	l.Identifier = o.need("dc:identifier", o.str("dc:identifier", true))
-	if l.Identifier != "" && !identRE.MatchString(l.Identifier) {
+	if l.Identifier != "" && !safeIdentifier(l.Identifier) {
 		o.add("dc:identifier", "%q is not a safe identifier (letters, digits, '.', '_', '-'; at most 128)", abbrevStr(l.Identifier))
 	}
 	l.Title = o.str("dc:title", true)
@@ -209,102 +219,97 @@ func parseBody(path string, raw json.RawMessage, problems *[]Problem) *List {
 		o.add("dc:date:expires", "expires %s, not after it was created %s", l.Expires.Format(TimeFormat), l.Created.Format(TimeFormat))
 	}
 
-	o.used["hv:endorser"] = true
-	if raw, ok := o.m["hv:endorser"]; !ok {
+	if en := o.get("hv:endorser"); en == nil {
 		o.add("hv:endorser", "required field is missing")
-	} else {
-		e, ok := newObj(o.path+"/hv:endorser", raw, problems)
-		if ok {
-			x, present := e.m["hv:x509"]
-			e.used["hv:x509"] = true
-			if !present {
-				e.add("hv:x509", "required field is missing")
-			} else {
-				l.Endorser = parseEndorser(e.path+"/hv:x509", x, problems)
-			}
-			for k := range e.extra() {
-				e.add(k, "unexpected endorser field")
-			}
+	} else if e, ok := newObj(o.path+"/hv:endorser", en, problems); ok {
+		if x := e.get("hv:x509"); x == nil {
+			e.add("hv:x509", "required field is missing")
+		} else {
+			l.Endorser = parseEndorser(e.path+"/hv:x509", x, problems)
+		}
+		for _, k := range e.unused() {
+			e.add(k, "unexpected endorser field")
 		}
 	}
 
-	o.used["hv:images"] = true
-	if raw, ok := o.m["hv:images"]; !ok {
+	switch imgs := o.get("hv:images"); {
+	case imgs == nil:
 		o.add("hv:images", "required field is missing")
-	} else {
-		var entries []json.RawMessage
-		if err := json.Unmarshal(raw, &entries); err != nil {
-			o.add("hv:images", "not an array")
-		} else if len(entries) > MaxImages {
-			o.add("hv:images", "%d images, more than the limit of %d", len(entries), MaxImages)
-		} else {
-			seen := map[string]int{}
-			for i, raw := range entries {
-				p := fmt.Sprintf("%s/hv:images[%d]", o.path, i)
-				w, ok := newObj(p, raw, problems)
-				if !ok {
-					continue
-				}
-				img, present := w.m["hv:image"]
-				w.used["hv:image"] = true
-				if !present {
-					w.add("hv:image", "required field is missing")
-					continue
-				}
-				for k := range w.extra() {
-					w.add(k, "unexpected field beside hv:image")
-				}
-				im := parseImage(p+"/hv:image", img, problems)
-				if im.Identifier != "" {
-					key := strings.ToLower(im.Identifier)
-					if j, dup := seen[key]; dup {
-						w.add("hv:image/dc:identifier", "duplicate image identifier %s (also hv:images[%d])", im.Identifier, j)
-					}
-					seen[key] = i
-				}
-				l.Images = append(l.Images, im)
+	case imgs.kind != '[':
+		o.add("hv:images", "not an array")
+	case len(imgs.vals) > MaxImages:
+		o.add("hv:images", "%d images, more than the limit of %d", len(imgs.vals), MaxImages)
+	default:
+		l.Images = make([]Image, 0, len(imgs.vals))
+		seen := make(map[string]int, len(imgs.vals))
+		for i := range imgs.vals {
+			p := o.path + "/hv:images[" + strconv.Itoa(i) + "]"
+			w, ok := newObj(p, &imgs.vals[i], problems)
+			if !ok {
+				continue
 			}
+			img := w.get("hv:image")
+			if img == nil {
+				w.add("hv:image", "required field is missing")
+				continue
+			}
+			for _, k := range w.unused() {
+				w.add(k, "unexpected field beside hv:image")
+			}
+			im := parseImage(p+"/hv:image", img, problems)
+			if im.Identifier != "" {
+				key := strings.ToLower(im.Identifier)
+				if j, dup := seen[key]; dup {
+					w.add("hv:image/dc:identifier", "duplicate image identifier %s (also hv:images[%d])", im.Identifier, j)
+				}
+				seen[key] = i
+			}
+			l.Images = append(l.Images, im)
 		}
 	}
 	l.Extra = o.extra()
 	return l
 }
 
+// unwrap returns the inner object of {"KEY": {...}}, or the node itself.
+func unwrap(n *node, key string) (*node, string) {
+	if n.kind == '{' && len(n.keys) == 1 && n.keys[0] == key {
+		return &n.vals[0], key
+	}
+	return n, ""
+}
+
 // ParseImage reads one image entry, either {"hv:image": {...}} or the bare
 // inner object, and returns it with its problems.
 func ParseImage(data []byte) (Image, []Problem, error) {
-	if err := checkStrict(data); err != nil {
+	root, err := decode(data)
+	if err != nil {
 		return Image{}, nil, err
 	}
-	var problems []Problem
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil {
+	if root.kind != '{' {
 		return Image{}, nil, fmt.Errorf("%w: not a JSON object", ErrSyntax)
 	}
-	if inner, ok := probe["hv:image"]; ok && len(probe) == 1 {
-		return parseImage("hv:image", inner, &problems), problems, nil
-	}
-	return parseImage("", data, &problems), problems, nil
+	var problems []Problem
+	n, path := unwrap(root, "hv:image")
+	return parseImage(path, n, &problems), problems, nil
 }
 
 // ParseEndorser reads {"hv:x509": {...}} or the bare inner object.
 func ParseEndorser(data []byte) (Endorser, []Problem, error) {
-	if err := checkStrict(data); err != nil {
+	root, err := decode(data)
+	if err != nil {
 		return Endorser{}, nil, err
 	}
-	var problems []Problem
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(data, &probe); err != nil {
+	if root.kind != '{' {
 		return Endorser{}, nil, fmt.Errorf("%w: not a JSON object", ErrSyntax)
 	}
-	if inner, ok := probe["hv:x509"]; ok && len(probe) == 1 {
-		return parseEndorser("hv:x509", inner, &problems), problems, nil
-	}
-	return parseEndorser("", data, &problems), problems, nil
+	var problems []Problem
+	n, path := unwrap(root, "hv:x509")
+	return parseEndorser(path, n, &problems), problems, nil
 }
 
-func parseEndorser(path string, raw json.RawMessage, problems *[]Problem) Endorser {
-	o, ok := newObj(path, raw, problems)
+func parseEndorser(path string, n *node, problems *[]Problem) Endorser {
+	o, ok := newObj(path, n, problems)
 	if !ok {
 		return Endorser{}
 	}
@@ -318,8 +323,8 @@ func parseEndorser(path string, raw json.RawMessage, problems *[]Problem) Endors
 	return e
 }
 
-func parseImage(path string, raw json.RawMessage, problems *[]Problem) Image {
-	o, ok := newObj(path, raw, problems)
+func parseImage(path string, n *node, problems *[]Problem) Image {
+	o, ok := newObj(path, n, problems)
 	if !ok {
 		return Image{}
 	}
@@ -350,20 +355,28 @@ func parseImage(path string, raw json.RawMessage, problems *[]Problem) Image {
 		UserGUID:        o.str("ad:user:guid", false),
 		UserURI:         o.str("ad:user:uri", false),
 	}
-	if im.Identifier != "" && !identRE.MatchString(im.Identifier) {
+	if im.Identifier != "" && !safeIdentifier(im.Identifier) {
 		o.add("dc:identifier", "%q is not a safe identifier (letters, digits, '.', '_', '-'; at most 128)", abbrevStr(im.Identifier))
 	}
-	o.used["hv:size"] = true
-	if raw, ok := o.m["hv:size"]; !ok {
+	switch v := o.get("hv:size"); {
+	case v == nil:
 		o.add("hv:size", "required field is missing")
-	} else if n, err := ParseSize(raw); err != nil {
-		o.add("hv:size", "%v", err)
-	} else {
-		im.Size = n
+	case v.kind != '"' && v.kind != '0':
+		o.add("hv:size", "size %s is not a non-negative integer", abbrev(v.raw))
+	default:
+		s := v.str
+		if v.kind == '0' {
+			s = string(v.raw)
+		}
+		if size, err := parseSize(s, v.raw); err != nil {
+			o.add("hv:size", "%v", err)
+		} else {
+			im.Size = size
+		}
 	}
-	if raw, ok := o.m["sl:checksum:sha512"]; ok && bytes.HasPrefix(raw, []byte(`"`)) {
+	if v := o.n.member("sl:checksum:sha512"); v != nil && v.kind == '"' {
 		s := o.str("sl:checksum:sha512", true)
-		if !sha512RE.MatchString(s) {
+		if !isHex(s, 128) {
 			o.add("sl:checksum:sha512", "%q is not 128 hexadecimal digits", abbrevStr(s))
 		} else {
 			im.SHA512 = strings.ToLower(s)
@@ -375,11 +388,47 @@ func parseImage(path string, raw json.RawMessage, problems *[]Problem) Image {
 	return im
 }
 
-func abbrev(raw json.RawMessage) string { return abbrevStr(string(raw)) }
+// safeIdentifier: identifiers are UUIDs in every real list, but test lists
+// and some tools use other strings. What matters for safety is that an
+// identifier can serve as a file name and a database key without escaping:
+// a letter or digit, then up to 127 letters, digits, '.', '_' or '-'.
+func safeIdentifier(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func abbrev(raw []byte) string { return abbrevStr(string(raw)) }
 
 func abbrevStr(s string) string {
-	if len(s) > 40 {
-		return s[:37] + "..."
+	if len(s) <= 40 {
+		return s
 	}
-	return s
+	cut := 37
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

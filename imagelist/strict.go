@@ -6,7 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Limits on what Parse accepts. They bound memory and time on hostile input;
@@ -23,90 +24,119 @@ const (
 // deep, too large, or trailing data.
 var ErrSyntax = errors.New("invalid JSON")
 
-// checkStrict walks the whole document once and rejects what encoding/json
-// would accept silently but a security decision must not: duplicate keys
-// (different parsers keep different values), invalid UTF-8 (replaced by
-// U+FFFD), excessive depth and trailing garbage.
-func checkStrict(data []byte) error {
+// node is one JSON value of a document read by decode.
+type node struct {
+	kind jsontext.Kind // '{', '[', '"', '0', 't', 'f' or 'n'
+	str  string        // a string's decoded text
+	raw  []byte        // the value's exact bytes in the input
+	keys []string      // an object's member names, in order
+	vals []node        // an object's member values, or an array's elements
+}
+
+// decode reads data in one strict pass (RFC 8259 with RFC 7493's I-JSON
+// rules: valid UTF-8, no duplicate member names) into a tree, rejecting what
+// encoding/json would accept silently but a security decision must not:
+// duplicate keys (different parsers keep different values), invalid UTF-8
+// (replaced by U+FFFD), excessive depth and trailing data.
+func decode(data []byte) (*node, error) {
 	if len(data) > MaxListSize {
-		return fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrSyntax, len(data), MaxListSize)
+		return nil, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrSyntax, len(data), MaxListSize)
 	}
-	if !utf8.Valid(data) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrSyntax)
+	// A bytes.Buffer lets the decoder read data in place, without a copy.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data),
+		jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
+	var n node
+	err := (&reader{dec: dec, data: data}).read(0, &n)
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: empty document", ErrSyntax)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		object bool
-		keys   map[string]struct{}
-		expect bool // in an object: the next token is a key
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSyntax, err)
 	}
-	var stack []*frame
-	values := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			return nil, fmt.Errorf("%w: more than one JSON value", ErrSyntax)
 		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrSyntax, err)
+		return nil, fmt.Errorf("%w: after the value: %v", ErrSyntax, err)
+	}
+	return &n, nil
+}
+
+// reader builds the tree. Children are collected on a shared stack and
+// copied into an exact-size slice when their parent closes: one allocation
+// per object or array, not one per value, and no slice growth.
+type reader struct {
+	dec   *jsontext.Decoder
+	data  []byte
+	vals  []node
+	names []string
+}
+
+// read reads one value into n.
+func (r *reader) read(depth int, n *node) error {
+	dec, data := r.dec, r.data
+	start := dec.InputOffset()
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	n.kind = tok.Kind()
+	switch n.kind {
+	case '{', '[':
+		if depth >= MaxDepth {
+			return fmt.Errorf("nested deeper than %d", MaxDepth)
 		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
+		end := jsontext.Kind('}')
+		if n.kind == '[' {
+			end = ']'
 		}
-		if top != nil && top.object && top.expect {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			key, ok := tok.(string)
-			if !ok {
-				return fmt.Errorf("%w: object key is not a string", ErrSyntax)
-			}
-			if _, dup := top.keys[key]; dup {
-				return fmt.Errorf("%w: duplicate key %q", ErrSyntax, key)
-			}
-			top.keys[key] = struct{}{}
-			top.expect = false
-			continue
-		}
-		if top == nil {
-			values++
-			if values > 1 {
-				return fmt.Errorf("%w: more than one JSON value", ErrSyntax)
-			}
-		}
-		if top != nil && top.object {
-			top.expect = true
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{', '[':
-				if len(stack) >= MaxDepth {
-					return fmt.Errorf("%w: nested deeper than %d", ErrSyntax, MaxDepth)
+		base, nameBase := len(r.vals), len(r.names)
+		for dec.PeekKind() != end {
+			if n.kind == '{' {
+				name, err := dec.ReadToken()
+				if err != nil {
+					return err
 				}
-				f := &frame{object: v == '{'}
-				if f.object {
-					f.keys = map[string]struct{}{}
-					f.expect = true
-				}
-				stack = append(stack, f)
-			case ']':
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].object {
-					stack[len(stack)-1].expect = true
-				}
+				r.names = append(r.names, name.String())
 			}
-		case string:
-			if len(v) > MaxStringLen {
-				return fmt.Errorf("%w: a string of %d bytes, more than %d", ErrSyntax, len(v), MaxStringLen)
+			var v node
+			if err := r.read(depth+1, &v); err != nil {
+				return err
 			}
+			r.vals = append(r.vals, v)
 		}
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		n.vals = append([]node(nil), r.vals[base:]...)
+		r.vals = r.vals[:base]
+		if n.kind == '{' {
+			n.keys = append([]string(nil), r.names[nameBase:]...)
+			r.names = r.names[:nameBase]
+		}
+	case '"':
+		n.str = tok.String()
+		if len(n.str) > MaxStringLen {
+			return fmt.Errorf("a string of %d bytes, more than %d", len(n.str), MaxStringLen)
+		}
+	case 0:
+		return errors.New("invalid token")
 	}
-	if values == 0 {
-		return fmt.Errorf("%w: empty document", ErrSyntax)
+	// The bytes from the end of the previous token to the end of this one
+	// hold the value, after any whitespace and separator.
+	n.raw = bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n:,")
+	return nil
+}
+
+// member returns an object's value for key, or nil.
+func (n *node) member(key string) *node {
+	for i, k := range n.keys {
+		if k == key {
+			return &n.vals[i]
+		}
 	}
 	return nil
 }
+
+// rawCopy returns the value's bytes as a RawMessage of its own.
+func (n *node) rawCopy() json.RawMessage { return append(json.RawMessage(nil), n.raw...) }

@@ -3,18 +3,30 @@ package imagelist
 import (
 	"fmt"
 	"math/big"
-	"regexp"
 	"strings"
 )
 
-var versionSep = regexp.MustCompile(`[-,./]`)
+// splitVersionKeep splits on '-', ',', '.' and '/', keeping empty parts
+// (as Python's re.split does in vmcatcher).
+func splitVersionKeep(v string) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '-', ',', '.', '/':
+			parts = append(parts, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, v[start:])
+}
 
 // CompareVersions orders two hv:version strings the way vmcatcher does:
 // both are split on '-', ',', '.' and '/', parts that are all digits compare
 // as numbers and others as strings, and a version that is a prefix of the
 // other is the lower. It returns -1, 0 or +1.
 func CompareVersions(a, b string) int {
-	pa, pb := versionSep.Split(a, -1), versionSep.Split(b, -1)
+	pa, pb := splitVersionKeep(a), splitVersionKeep(b)
 	for i := 0; i < len(pa) && i < len(pb); i++ {
 		if c := comparePart(pa[i], pb[i]); c != 0 {
 			return c
@@ -44,6 +56,8 @@ func comparePart(a, b string) int {
 	return strings.Compare(a, b)
 }
 
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
 func isDigits(s string) bool {
 	if s == "" {
 		return false
@@ -63,15 +77,22 @@ func BumpVersion(v string) (string, error) {
 	if v == "" {
 		return "", fmt.Errorf("cannot bump an empty version")
 	}
-	locs := regexp.MustCompile(`[0-9]+`).FindAllStringIndex(v, -1)
+	// The last run of digits.
+	end := len(v)
+	for end > 0 && !isDigit(v[end-1]) {
+		end--
+	}
+	start := end
+	for start > 0 && isDigit(v[start-1]) {
+		start--
+	}
 	var next string
-	if len(locs) == 0 {
+	if start == end {
 		next = v + ".1"
 	} else {
-		last := locs[len(locs)-1]
-		n, _ := new(big.Int).SetString(v[last[0]:last[1]], 10)
+		n, _ := new(big.Int).SetString(v[start:end], 10)
 		n.Add(n, big.NewInt(1))
-		next = v[:last[0]] + n.String() + v[last[1]:]
+		next = v[:start] + n.String() + v[end:]
 	}
 	if CompareVersions(next, v) <= 0 {
 		return "", fmt.Errorf("version %q has no successor that compares higher; give one explicitly", v)

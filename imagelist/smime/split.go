@@ -259,6 +259,9 @@ func signaturePart(part []byte) ([]byte, error) {
 // trailing run of CR and LF becomes one CRLF, as OpenSSL's SMIME_crlf_copy
 // does. Text that does not end in a newline still does not.
 func Canonicalize(b []byte) []byte {
+	if isCanonical(b) {
+		return b
+	}
 	out := make([]byte, 0, len(b)+len(b)/32)
 	for len(b) > 0 {
 		j := bytes.IndexByte(b, '\n')
@@ -271,4 +274,21 @@ func Canonicalize(b []byte) []byte {
 		b = b[j+1:]
 	}
 	return out
+}
+
+// isCanonical reports whether every line of b already ends in exactly one
+// CR before its LF, the common case for a signed list, so Canonicalize can
+// return it without a copy.
+func isCanonical(b []byte) bool {
+	for i := bytes.IndexByte(b, '\n'); i >= 0; {
+		if i == 0 || b[i-1] != '\r' || (i >= 2 && b[i-2] == '\r') {
+			return false
+		}
+		j := bytes.IndexByte(b[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -22,6 +23,7 @@ func readFileBounded(path string, max int64) ([]byte, error) {
 
 func readBounded(stdin io.Reader, path string, max int64) ([]byte, error) {
 	var r io.Reader
+	size := int64(512)
 	if path == "-" {
 		r = stdin
 	} else {
@@ -31,8 +33,15 @@ func readBounded(stdin io.Reader, path string, max int64) ([]byte, error) {
 		}
 		defer f.Close()
 		r = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = min(fi.Size(), max) + 1
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	// Read into a buffer of the file's size: io.ReadAll's doubling would
+	// copy a large list several times.
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, inputErr(fmt.Errorf("reading %s: %w", path, err))
 	}

@@ -15,7 +15,7 @@ func TestLoadSkipsWhatItCannotUse(t *testing.T) {
 	other := pkitest.NewCA(t, "/DC=org/DC=igtf-test/CN=Other CA", pkitest.Opts{})
 	leaf := ca.Issue(t, "/DC=org/DC=igtf-test/CN=Leaf", false, pkitest.Opts{})
 	d := pkitest.NewDir(t).AddCA(ca).AddCRL(ca, ca.CurrentCRL(t)).
-		WriteFile("0badbeef.0", other.CertPEM()). // named after another hash
+		WriteFile("0badbeef.0", other.CertPEM()).     // named after another hash
 		WriteFile(leaf.Hash(t)+".0", leaf.CertPEM()). // not a CA
 		WriteFile("12345678.0", []byte("garbage")).
 		WriteFile("abcdef01.r0", ca.CurrentCRL(t)). // CRL without its CA
