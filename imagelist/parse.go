@@ -13,6 +13,7 @@ import (
 // were consumed, so the rest can be kept as Extra.
 type obj struct {
 	path     string
+	d        *doc
 	n        *node
 	used     []bool
 	problems *[]Problem
@@ -26,8 +27,8 @@ func (o *obj) add(key, format string, args ...any) {
 	*o.problems = append(*o.problems, Problem{Path: p, Message: fmt.Sprintf(format, args...)})
 }
 
-func newObj(path string, n *node, problems *[]Problem) (*obj, bool) {
-	o := &obj{path: path, n: n, problems: problems}
+func newObj(path string, d *doc, n *node, problems *[]Problem) (*obj, bool) {
+	o := &obj{path: path, d: d, n: n, problems: problems}
 	if n == nil || n.kind != '{' {
 		o.n = &node{kind: '{'}
 		o.add("", "not a JSON object")
@@ -58,10 +59,10 @@ func (o *obj) str(key string, required bool) string {
 		}
 		return ""
 	case v.kind != '"':
-		o.add(key, "not a string: %s", abbrev(v.raw))
+		o.add(key, "not a string: %s", abbrev(o.d.raw(v)))
 		return ""
 	}
-	return v.str
+	return o.d.text(v)
 }
 
 // loose reads a field that real lists write as a string or as a number
@@ -72,11 +73,11 @@ func (o *obj) loose(key string) string {
 	case v == nil:
 		return ""
 	case v.kind == '"':
-		return v.str
+		return o.d.text(v)
 	case v.kind == '0':
-		return string(v.raw)
+		return string(o.d.raw(v))
 	}
-	o.add(key, "not a string or number: %s", abbrev(v.raw))
+	o.add(key, "not a string or number: %s", abbrev(o.d.raw(v)))
 	return ""
 }
 
@@ -122,7 +123,7 @@ func (o *obj) extra() map[string]json.RawMessage {
 			if x == nil {
 				x = map[string]json.RawMessage{}
 			}
-			x[k] = o.n.vals[i].rawCopy()
+			x[k] = append(json.RawMessage(nil), o.d.raw(&o.n.vals[i])...)
 		}
 	}
 	return x
@@ -164,15 +165,15 @@ func parseSize(s string, raw []byte) (int64, error) {
 // wrapping ErrSyntax, and no list, when data is not strict JSON or not an
 // image list; every other defect is recorded in the list's Problems.
 func Parse(data []byte) (*List, error) {
-	root, err := decode(data)
+	d, err := decode(data)
 	if err != nil {
 		return nil, err
 	}
-	if root.kind != '{' {
+	if d.root.kind != '{' {
 		return nil, fmt.Errorf("%w: the document is not a JSON object", ErrSyntax)
 	}
 	var problems []Problem
-	top, _ := newObj("", root, &problems)
+	top, _ := newObj("", d, &d.root, &problems)
 	body := top.get("hv:imagelist")
 	if body == nil {
 		return nil, fmt.Errorf("%w: no \"hv:imagelist\" object: not an image list", ErrSyntax)
@@ -180,26 +181,26 @@ func Parse(data []byte) (*List, error) {
 	for _, k := range top.unused() {
 		top.add(k, "unexpected top-level field")
 	}
-	l := parseBody("hv:imagelist", body, &problems)
+	l := parseBody("hv:imagelist", d, body, &problems)
 	l.problems = problems
 	return l, nil
 }
 
 // ParseBody reads the inside of hv:imagelist, as some tools store it.
 func ParseBody(data []byte) (*List, error) {
-	root, err := decode(data)
+	d, err := decode(data)
 	if err != nil {
 		return nil, err
 	}
 	var problems []Problem
-	l := parseBody("", root, &problems)
+	l := parseBody("", d, &d.root, &problems)
 	l.problems = problems
 	return l, nil
 }
 
-func parseBody(path string, n *node, problems *[]Problem) *List {
+func parseBody(path string, d *doc, n *node, problems *[]Problem) *List {
 	l := &List{}
-	o, ok := newObj(path, n, problems)
+	o, ok := newObj(path, d, n, problems)
 	if !ok {
 		return l
 	}
@@ -221,11 +222,11 @@ func parseBody(path string, n *node, problems *[]Problem) *List {
 
 	if en := o.get("hv:endorser"); en == nil {
 		o.add("hv:endorser", "required field is missing")
-	} else if e, ok := newObj(o.path+"/hv:endorser", en, problems); ok {
+	} else if e, ok := newObj(o.path+"/hv:endorser", d, en, problems); ok {
 		if x := e.get("hv:x509"); x == nil {
 			e.add("hv:x509", "required field is missing")
 		} else {
-			l.Endorser = parseEndorser(e.path+"/hv:x509", x, problems)
+			l.Endorser = parseEndorser(e.path+"/hv:x509", d, x, problems)
 		}
 		for _, k := range e.unused() {
 			e.add(k, "unexpected endorser field")
@@ -244,7 +245,7 @@ func parseBody(path string, n *node, problems *[]Problem) *List {
 		seen := make(map[string]int, len(imgs.vals))
 		for i := range imgs.vals {
 			p := o.path + "/hv:images[" + strconv.Itoa(i) + "]"
-			w, ok := newObj(p, &imgs.vals[i], problems)
+			w, ok := newObj(p, d, &imgs.vals[i], problems)
 			if !ok {
 				continue
 			}
@@ -256,7 +257,7 @@ func parseBody(path string, n *node, problems *[]Problem) *List {
 			for _, k := range w.unused() {
 				w.add(k, "unexpected field beside hv:image")
 			}
-			im := parseImage(p+"/hv:image", img, problems)
+			im := parseImage(p+"/hv:image", d, img, problems)
 			if im.Identifier != "" {
 				key := strings.ToLower(im.Identifier)
 				if j, dup := seen[key]; dup {
@@ -282,34 +283,34 @@ func unwrap(n *node, key string) (*node, string) {
 // ParseImage reads one image entry, either {"hv:image": {...}} or the bare
 // inner object, and returns it with its problems.
 func ParseImage(data []byte) (Image, []Problem, error) {
-	root, err := decode(data)
+	d, err := decode(data)
 	if err != nil {
 		return Image{}, nil, err
 	}
-	if root.kind != '{' {
+	if d.root.kind != '{' {
 		return Image{}, nil, fmt.Errorf("%w: not a JSON object", ErrSyntax)
 	}
 	var problems []Problem
-	n, path := unwrap(root, "hv:image")
-	return parseImage(path, n, &problems), problems, nil
+	n, path := unwrap(&d.root, "hv:image")
+	return parseImage(path, d, n, &problems), problems, nil
 }
 
 // ParseEndorser reads {"hv:x509": {...}} or the bare inner object.
 func ParseEndorser(data []byte) (Endorser, []Problem, error) {
-	root, err := decode(data)
+	d, err := decode(data)
 	if err != nil {
 		return Endorser{}, nil, err
 	}
-	if root.kind != '{' {
+	if d.root.kind != '{' {
 		return Endorser{}, nil, fmt.Errorf("%w: not a JSON object", ErrSyntax)
 	}
 	var problems []Problem
-	n, path := unwrap(root, "hv:x509")
-	return parseEndorser(path, n, &problems), problems, nil
+	n, path := unwrap(&d.root, "hv:x509")
+	return parseEndorser(path, d, n, &problems), problems, nil
 }
 
-func parseEndorser(path string, n *node, problems *[]Problem) Endorser {
-	o, ok := newObj(path, n, problems)
+func parseEndorser(path string, d *doc, n *node, problems *[]Problem) Endorser {
+	o, ok := newObj(path, d, n, problems)
 	if !ok {
 		return Endorser{}
 	}
@@ -323,8 +324,8 @@ func parseEndorser(path string, n *node, problems *[]Problem) Endorser {
 	return e
 }
 
-func parseImage(path string, n *node, problems *[]Problem) Image {
-	o, ok := newObj(path, n, problems)
+func parseImage(path string, d *doc, n *node, problems *[]Problem) Image {
+	o, ok := newObj(path, d, n, problems)
 	if !ok {
 		return Image{}
 	}
@@ -362,13 +363,15 @@ func parseImage(path string, n *node, problems *[]Problem) Image {
 	case v == nil:
 		o.add("hv:size", "required field is missing")
 	case v.kind != '"' && v.kind != '0':
-		o.add("hv:size", "size %s is not a non-negative integer", abbrev(v.raw))
+		o.add("hv:size", "size %s is not a non-negative integer", abbrev(d.raw(v)))
 	default:
-		s := v.str
+		var s string
 		if v.kind == '0' {
-			s = string(v.raw)
+			s = string(d.raw(v))
+		} else {
+			s = d.text(v)
 		}
-		if size, err := parseSize(s, v.raw); err != nil {
+		if size, err := parseSize(s, d.raw(v)); err != nil {
 			o.add("hv:size", "%v", err)
 		} else {
 			im.Size = size

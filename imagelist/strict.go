@@ -2,10 +2,10 @@ package imagelist
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -24,13 +24,35 @@ const (
 // deep, too large, or trailing data.
 var ErrSyntax = errors.New("invalid JSON")
 
-// node is one JSON value of a document read by decode.
+// node is one JSON value of a document read by decode. It is kept small
+// (raw text as offsets into the input, strings decoded only when read):
+// a 10,000-image list has some 300,000 of them.
 type node struct {
-	kind jsontext.Kind // '{', '[', '"', '0', 't', 'f' or 'n'
-	str  string        // a string's decoded text
-	raw  []byte        // the value's exact bytes in the input
-	keys []string      // an object's member names, in order
-	vals []node        // an object's member values, or an array's elements
+	kind       jsontext.Kind // '{', '[', '"', '0', 't', 'f' or 'n'
+	start, end int32         // the value's exact bytes: doc[start:end]
+	keys       []string      // an object's member names, in order
+	vals       []node        // an object's member values, or an array's elements
+}
+
+// doc is a decoded document: the input and its tree.
+type doc struct {
+	data []byte
+	root node
+}
+
+func (d *doc) raw(n *node) []byte { return d.data[n.start:n.end] }
+
+// text returns a string node's decoded text.
+func (d *doc) text(n *node) string {
+	raw := d.raw(n)
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	b, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil { // cannot happen: decode validated every string
+		return string(raw)
+	}
+	return string(b)
 }
 
 // decode reads data in one strict pass (RFC 8259 with RFC 7493's I-JSON
@@ -38,15 +60,17 @@ type node struct {
 // encoding/json would accept silently but a security decision must not:
 // duplicate keys (different parsers keep different values), invalid UTF-8
 // (replaced by U+FFFD), excessive depth and trailing data.
-func decode(data []byte) (*node, error) {
+func decode(data []byte) (*doc, error) {
 	if len(data) > MaxListSize {
 		return nil, fmt.Errorf("%w: %d bytes, more than the limit of %d", ErrSyntax, len(data), MaxListSize)
 	}
 	// A bytes.Buffer lets the decoder read data in place, without a copy.
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data),
 		jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
-	var n node
-	err := (&reader{dec: dec, data: data}).read(0, &n)
+	d := &doc{data: data}
+	r := &reader{dec: dec, data: data, names: map[string]string{}}
+	var err error
+	d.root, err = r.read(0)
 	if err == io.EOF {
 		return nil, fmt.Errorf("%w: empty document", ErrSyntax)
 	}
@@ -59,73 +83,108 @@ func decode(data []byte) (*node, error) {
 		}
 		return nil, fmt.Errorf("%w: after the value: %v", ErrSyntax, err)
 	}
-	return &n, nil
+	return d, nil
 }
 
 // reader builds the tree. Children are collected on a shared stack and
 // copied into an exact-size slice when their parent closes: one allocation
-// per object or array, not one per value, and no slice growth.
+// per object or array, not one per value, and no slice growth. Member names
+// repeat in every image, so each is allocated once.
 type reader struct {
 	dec   *jsontext.Decoder
 	data  []byte
 	vals  []node
-	names []string
+	keys  []string
+	names map[string]string
 }
 
-// read reads one value into n.
-func (r *reader) read(depth int, n *node) error {
-	dec, data := r.dec, r.data
-	start := dec.InputOffset()
-	tok, err := dec.ReadToken()
+func (r *reader) name() (string, error) {
+	v, err := r.dec.ReadValue()
 	if err != nil {
-		return err
+		return "", err
 	}
-	n.kind = tok.Kind()
-	switch n.kind {
+	raw := []byte(v)
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", errors.New("object member name is not a string")
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		b, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			return "", err
+		}
+		raw = append([]byte{'"'}, append(b, '"')...)
+	}
+	key := raw[1 : len(raw)-1]
+	if s, ok := r.names[string(key)]; ok {
+		return s, nil
+	}
+	s := string(key)
+	if len(r.names) < 4096 {
+		r.names[s] = s
+	}
+	return s, nil
+}
+
+// read reads one value. It returns the node by value so that it stays on
+// the stack until it is copied into its parent.
+func (r *reader) read(depth int) (n node, err error) {
+	dec := r.dec
+	start := dec.InputOffset()
+	switch k := dec.PeekKind(); k {
 	case '{', '[':
 		if depth >= MaxDepth {
-			return fmt.Errorf("nested deeper than %d", MaxDepth)
+			return n, fmt.Errorf("nested deeper than %d", MaxDepth)
 		}
+		if _, err := dec.ReadToken(); err != nil {
+			return n, err
+		}
+		n.kind = k
 		end := jsontext.Kind('}')
-		if n.kind == '[' {
+		if k == '[' {
 			end = ']'
 		}
-		base, nameBase := len(r.vals), len(r.names)
+		base, keyBase := len(r.vals), len(r.keys)
 		for dec.PeekKind() != end {
-			if n.kind == '{' {
-				name, err := dec.ReadToken()
+			if k == '{' {
+				name, err := r.name()
 				if err != nil {
-					return err
+					return n, err
 				}
-				r.names = append(r.names, name.String())
+				r.keys = append(r.keys, name)
 			}
-			var v node
-			if err := r.read(depth+1, &v); err != nil {
-				return err
+			v, err := r.read(depth + 1)
+			if err != nil {
+				return n, err
 			}
 			r.vals = append(r.vals, v)
 		}
 		if _, err := dec.ReadToken(); err != nil {
-			return err
+			return n, err
 		}
 		n.vals = append([]node(nil), r.vals[base:]...)
 		r.vals = r.vals[:base]
-		if n.kind == '{' {
-			n.keys = append([]string(nil), r.names[nameBase:]...)
-			r.names = r.names[:nameBase]
+		if k == '{' {
+			n.keys = append([]string(nil), r.keys[keyBase:]...)
+			r.keys = r.keys[:keyBase]
 		}
-	case '"':
-		n.str = tok.String()
-		if len(n.str) > MaxStringLen {
-			return fmt.Errorf("a string of %d bytes, more than %d", len(n.str), MaxStringLen)
+	default:
+		v, err := dec.ReadValue()
+		if err != nil {
+			return n, err
 		}
-	case 0:
-		return errors.New("invalid token")
+		n.kind = v.Kind()
+		if n.kind == '"' && len(v) > MaxStringLen+2 {
+			return n, fmt.Errorf("a string of %d bytes, more than %d", len(v)-2, MaxStringLen)
+		}
 	}
 	// The bytes from the end of the previous token to the end of this one
 	// hold the value, after any whitespace and separator.
-	n.raw = bytes.TrimLeft(data[start:dec.InputOffset()], " \t\r\n:,")
-	return nil
+	end := dec.InputOffset()
+	for start < end && strings.IndexByte(" \t\r\n:,", r.data[start]) >= 0 {
+		start++
+	}
+	n.start, n.end = int32(start), int32(end)
+	return n, nil
 }
 
 // member returns an object's value for key, or nil.
@@ -137,6 +196,3 @@ func (n *node) member(key string) *node {
 	}
 	return nil
 }
-
-// rawCopy returns the value's bytes as a RawMessage of its own.
-func (n *node) rawCopy() json.RawMessage { return append(json.RawMessage(nil), n.raw...) }

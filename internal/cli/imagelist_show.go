@@ -86,6 +86,7 @@ type imageView struct {
 }
 
 func runShow(ctx context.Context, g *Globals, o *showOptions, in string) error {
+	batchGC()
 	now := time.Now
 	if o.now != nil {
 		now = o.now

@@ -84,6 +84,7 @@ func ParseTime(s string) (time.Time, error) {
 }
 
 func runVerify(ctx context.Context, g *Globals, o *verifyOptions, in string) error {
+	batchGC()
 	mode, err := igtf.ParseCRLMode(o.CRL)
 	if err != nil {
 		return usageErr(err)
