@@ -2,7 +2,7 @@
 #
 #   make setup   install what the project needs (Debian packages, Go modules; as root)
 #   make build   bin/vmtrust
-#   make test    setup, go vet, go test, then a short fuzz run of every fuzz target
+#   make test    setup, go vet, a short fuzz run of every fuzz target, then go test
 #   make fuzz    only the fuzz run (FUZZTIME=30s make fuzz, FUZZ=FuzzParse make fuzz)
 #   make demo    setup, build, then the end-to-end demo (scripts/demo.sh)
 #   make bench   bench/*.sh and the Go benchmarks
@@ -106,11 +106,12 @@ gotest:
 	@$(GO) test -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 
 # The steps run in this order even under make -j.
+# Fuzzing comes before the tests, so that go test's summary closes the run.
 test:
 	@$(MAKE) setup
 	@$(MAKE) vet
-	@$(MAKE) gotest
 	@$(call FUZZ_STAGE,$(FUZZ_BUDGET))
+	@$(MAKE) gotest
 
 fuzz:
 	@$(call FUZZ_STAGE,0)
