@@ -50,3 +50,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCompareVersions: the order is antisymmetric and never panics.
+func FuzzCompareVersions(f *testing.F) {
+	f.Add("1.10", "1.9")
+	f.Add("3.3.0-1", "rc10")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if x, y := imagelist.CompareVersions(a, b), imagelist.CompareVersions(b, a); x != -y {
+			t.Fatalf("CompareVersions(%q, %q) = %d but reversed = %d", a, b, x, y)
+		}
+	})
+}

@@ -246,6 +246,8 @@ func TestParseHostile(t *testing.T) {
 	}
 }
 
+// Expected values come from a direct port of vmcatcher's
+// split_numeric_sort (vmcatcher/stringsort.py), negated: +1 = a is newer.
 func TestCompareVersions(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
@@ -253,7 +255,10 @@ func TestCompareVersions(t *testing.T) {
 	}{
 		{"1", "1", 0}, {"1", "2", -1}, {"10", "9", 1}, {"1.10", "1.9", 1}, {"1.0", "1", 1},
 		{"20150618211400", "20150618211401", -1}, {"3.3.0-1", "3.3.0-2", -1}, {"1.a", "1.b", -1},
-		{"1.2", "1.a", -1}, {"1/2", "1.2", 1}, {"2015.1", "2014.99", 1},
+		{"1.2", "1.a", 1}, {"1/2", "1.2", 1}, {"2015.1", "2014.99", 1}, {"2.0", "2.beta", 1},
+		{"v10", "v9", 1}, {"rc10", "rc9", 1}, {"01.5", "1.2", 0}, {"1..2", "1.2", -1},
+		{"1.2a", "1.2b", -1}, {"1.2a", "1.10a", -1}, {"a", "b", -1}, {"", "1", -1},
+		{"1-rc1", "1", 1}, {"1.0.0", "1.0", 1},
 		{"123456789012345678901234567890", "123456789012345678901234567891", -1},
 	} {
 		if got := imagelist.CompareVersions(tc.a, tc.b); got != tc.want {
@@ -267,7 +272,7 @@ func TestCompareVersions(t *testing.T) {
 
 func TestBumpVersion(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
-		{"1", "2"}, {"1.9", "1.10"}, {"20150618211400", "20150618211401"}, {"3.3.0-1", "3.3.0-2"}, {"rc-9", "rc-10"}, {"beta", "beta.1"},
+		{"1", "2"}, {"1.9", "1.10"}, {"20150618211400", "20150618211401"}, {"3.3.0-1", "3.3.0-2"}, {"rc-9", "rc-10"}, {"beta", "beta.1"}, {"v9", "v10"},
 	} {
 		got, err := imagelist.BumpVersion(tc.in)
 		if err != nil || got != tc.want {
@@ -277,7 +282,7 @@ func TestBumpVersion(t *testing.T) {
 			t.Errorf("BumpVersion(%q) = %q does not compare higher", tc.in, got)
 		}
 	}
-	for _, bad := range []string{"", "v9"} { // "v10" sorts below "v9" as a word: no natural successor
+	for _, bad := range []string{""} {
 		if v, err := imagelist.BumpVersion(bad); err == nil {
 			t.Errorf("BumpVersion(%q) = %q, want an error", bad, v)
 		}

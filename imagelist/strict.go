@@ -15,9 +15,16 @@ import (
 const (
 	MaxListSize  = 64 << 20 // bytes of JSON
 	MaxDepth     = 32       // nesting of objects and arrays
-	MaxImages    = 100_000  // entries in hv:images
+	MaxImages    = 30_000   // entries in hv:images
 	MaxStringLen = 1 << 20  // bytes in one JSON string
+	// MaxValues bounds the JSON values in a document (about 30 per image):
+	// the tree costs some 64 bytes a value, so a hostile document of tiny
+	// values ("[0,0,0,...]") cannot make it grow past ~150 MB.
+	MaxValues = 1 << 20
 )
+
+// The tree stores offsets as int32.
+const _ = uint32(1<<31 - 1 - MaxListSize)
 
 // ErrSyntax classifies input that is not a single, well-formed, unambiguous
 // JSON document: invalid UTF-8, a syntax error, a duplicate object key, too
@@ -91,6 +98,7 @@ func decode(data []byte) (*doc, error) {
 // per object or array, not one per value, and no slice growth. Member names
 // repeat in every image, so each is allocated once.
 type reader struct {
+	count int // values read so far
 	dec   *jsontext.Decoder
 	data  []byte
 	vals  []node
@@ -129,6 +137,9 @@ func (r *reader) name() (string, error) {
 // the stack until it is copied into its parent.
 func (r *reader) read(depth int) (n node, err error) {
 	dec := r.dec
+	if r.count++; r.count > MaxValues {
+		return n, fmt.Errorf("more than %d values", MaxValues)
+	}
 	start := dec.InputOffset()
 	switch k := dec.PeekKind(); k {
 	case '{', '[':

@@ -29,10 +29,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "vmtrust: error: %v\n", err)
+	fmt.Fprintf(stderr, "vmtrust: error: %s\n", cli.Clean(err.Error(), true))
 	var h *cli.HintError
 	if errors.As(err, &h) {
-		fmt.Fprintf(stderr, "vmtrust: hint: %s\n", h.Hint)
+		fmt.Fprintf(stderr, "vmtrust: hint: %s\n", cli.Clean(h.Hint, true))
 	}
 	return exitCode(err)
 }
@@ -72,6 +72,9 @@ var reasonCodes = map[endorse.Reason]int{
 	endorse.ReasonCAMismatch:      30,
 	endorse.ReasonListFuture:      31,
 	endorse.ReasonListExpired:     32,
+	endorse.ReasonPurpose:         33,
+	endorse.ReasonUnauthorised:    34,
+	endorse.ReasonIdentifier:      35,
 }
 
 // exitCode is the one place errors become exit codes.

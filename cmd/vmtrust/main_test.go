@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmtrust/vmtrust/internal/endorse"
 	"github.com/vmtrust/vmtrust/internal/pkitest"
@@ -164,8 +165,19 @@ func TestEndorserWorkflow(t *testing.T) {
 
 	// The list expires before the certificate does: at a time between the
 	// two, the list itself is what has expired.
-	if code, out, _ := vmtrust(t, "imagelist", "verify", "--crl", "off", "--ca-dir", w.caDir, "--at", "2027-01-15", w.path("list.signed")); code != 32 || !strings.Contains(out, "list-expired") {
-		t.Fatalf("verify at 2027-01-15: exit %d, want 32 (list expired)\n%s", code, out)
+	after := time.Now().Add(29 * 24 * time.Hour).UTC().Format(time.RFC3339) // the list lives 28 days, the certificate a year
+	if code, out, _ := vmtrust(t, "imagelist", "verify", "--crl", "off", "--ca-dir", w.caDir, "--at", after, w.path("list.signed")); code != 32 || !strings.Contains(out, "list-expired") {
+		t.Fatalf("verify at %s: exit %d, want 32 (list expired)\n%s", after, code, out)
+	}
+	if code, _, errs := vmtrust(t, "imagelist", "verify", "--ca-dir", w.caDir, "--endorser-dn", "/DC=org/DC=vmtrust-test/CN=Someone", "--endorser-ca", "/DC=org/DC=vmtrust-test/CN=CLI CA", w.path("list.signed")); code != 34 {
+		t.Fatalf("verify with another authorised endorser: exit %d, want 34\n%s", code, errs)
+	}
+	if code, _, _ := vmtrust(t, "imagelist", "verify", "--ca-dir", w.caDir, "--endorser-dn", "/DC=org/DC=vmtrust-test/CN=CLI Endorser", w.path("list.signed")); code != exitUsage {
+		t.Fatalf("--endorser-dn without --endorser-ca: exit %d, want %d", code, exitUsage)
+	}
+	big := w.write(t, "big.signed", append(append([]byte{}, signed...), make([]byte, 64<<20)...))
+	if code, _, _ := vmtrust(t, "imagelist", "verify", "--ca-dir", w.caDir, big); code != 13 {
+		t.Fatalf("verify of an oversize file: exit %d, want 13 (too large)", code)
 	}
 }
 
@@ -205,6 +217,15 @@ func TestShow(t *testing.T) {
 	code, out, _ = vmtrust(t, "imagelist", "show", "--ca-dir", w.caDir, w.path("list.signed"))
 	if code != 0 || !strings.Contains(out, "VERIFIED, signed by /DC=org/DC=vmtrust-test/CN=CLI Endorser") {
 		t.Fatalf("show verified: %d\n%s", code, out)
+	}
+	// With --ca-dir nothing is shown that does not verify, unsigned included.
+	if code, out, _ := vmtrust(t, "imagelist", "show", "--ca-dir", w.caDir, w.path("list.json")); code != 11 || strings.Contains(out, "VERIFIED") {
+		t.Fatalf("show --ca-dir of an unsigned list: exit %d, want 11\n%s", code, out)
+	}
+	signed, _ := os.ReadFile(w.path("list.signed"))
+	tampered := w.write(t, "tampered.signed", bytes.Replace(signed, []byte(`"hv:size": 1000000`), []byte(`"hv:size": 1000001`), 1))
+	if code, _, _ := vmtrust(t, "imagelist", "show", "--ca-dir", w.caDir, tampered); code != 15 {
+		t.Fatalf("show --ca-dir of a tampered list: exit %d, want 15", code)
 	}
 	code, out, _ = vmtrust(t, "imagelist", "show", "--json", w.path("list.json"))
 	var v struct {

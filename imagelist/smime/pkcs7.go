@@ -95,22 +95,34 @@ func Verify(m *Message) (*Signature, error) {
 	var signingTime time.Time
 	_ = p7.UnmarshalSignedAttribute(pkcs7.OIDAttributeSigningTime, &signingTime) // optional
 
+	// The library checks the signing time against the signer's validity
+	// before it checks the signature value, so a forged signature with an
+	// odd signing time would never have its value checked. Verify against
+	// copies whose validity spans all time, then check the time ourselves.
+	certs := p7.Certificates
+	wide := make([]*x509.Certificate, len(certs))
+	for i, c := range certs {
+		cp := *c
+		cp.NotBefore, cp.NotAfter = time.Time{}, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		wide[i] = &cp
+	}
+	p7.Certificates = wide
 	p7.Content = m.Content
-	if err := p7.Verify(); err != nil {
+	err = p7.Verify()
+	p7.Certificates = certs
+	if err != nil {
 		var mm *pkcs7.MessageDigestMismatchError
-		var st *pkcs7.SigningTimeNotValidError
-		switch {
-		case errors.As(err, &mm):
+		if errors.As(err, &mm) {
 			return nil, fmt.Errorf("%w: message digest %s, content digest %s", ErrTampered,
 				hex.EncodeToString(mm.ExpectedDigest), hex.EncodeToString(mm.ActualDigest))
-		case errors.As(err, &st):
-			return nil, fmt.Errorf("%w: signed at %s, certificate valid %s to %s", ErrSigningTime,
-				st.SigningTime.UTC().Format(time.RFC3339), st.NotBefore.UTC().Format(time.RFC3339), st.NotAfter.UTC().Format(time.RFC3339))
-		default:
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 		}
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	return &Signature{Signer: signer, Certificates: p7.Certificates, SigningTime: signingTime, Hash: h}, nil
+	if !signingTime.IsZero() && (signingTime.Before(signer.NotBefore) || signingTime.After(signer.NotAfter)) {
+		return nil, fmt.Errorf("%w: signed at %s, certificate valid %s to %s", ErrSigningTime,
+			signingTime.UTC().Format(time.RFC3339), signer.NotBefore.UTC().Format(time.RFC3339), signer.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return &Signature{Signer: signer, Certificates: certs, SigningTime: signingTime, Hash: h}, nil
 }
 
 // Open splits and verifies a signed message and returns its content and

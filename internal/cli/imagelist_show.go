@@ -91,7 +91,7 @@ func runShow(ctx context.Context, g *Globals, o *showOptions, in string) error {
 	if o.now != nil {
 		now = o.now
 	}
-	raw, err := readBounded(g.Stdin, in, smime.MaxMessageSize+1)
+	raw, err := readUpTo(g.Stdin, in, smime.MaxMessageSize)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,9 @@ func runShow(ctx context.Context, g *Globals, o *showOptions, in string) error {
 	var l *imagelist.List
 	msg, splitErr := smime.Split(raw)
 	switch {
-	case splitErr == nil && o.CADir != "":
+	case o.CADir != "":
+		// Whatever the input is, it must verify: an unsigned or stripped
+		// list is refused here, not shown.
 		mode, err := igtf.ParseCRLMode(o.CRL)
 		if err != nil {
 			return usageErr(err)
@@ -156,31 +158,32 @@ func fmtTime(t time.Time) string {
 }
 
 func printList(w io.Writer, v *listView, now time.Time) {
+	c := func(s string) string { return Clean(s, false) }
 	switch {
 	case v.Verified:
-		fmt.Fprintf(w, "signature:   VERIFIED, signed by %s\n", v.Signer)
+		fmt.Fprintf(w, "signature:   VERIFIED, signed by %s\n", c(v.Signer))
 	case v.Signed:
 		fmt.Fprintf(w, "signature:   NOT VERIFIED (give --ca-dir to verify it); do not trust what follows\n")
 	default:
 		fmt.Fprintf(w, "signature:   none: this is a plain, unsigned list\n")
 	}
-	fmt.Fprintf(w, "list:        %s\n", v.Title)
-	fmt.Fprintf(w, "identifier:  %s\n", v.Identifier)
-	fmt.Fprintf(w, "version:     %s\n", v.Version)
-	fmt.Fprintf(w, "endorser:    %s\n", v.Endorser.DN)
-	fmt.Fprintf(w, "  CA:        %s\n", v.Endorser.CA)
-	fmt.Fprintf(w, "  contact:   %s <%s>\n", v.Endorser.Creator, v.Endorser.Email)
-	fmt.Fprintf(w, "created:     %s\n", v.Created)
+	fmt.Fprintf(w, "list:        %s\n", c(v.Title))
+	fmt.Fprintf(w, "identifier:  %s\n", c(v.Identifier))
+	fmt.Fprintf(w, "version:     %s\n", c(v.Version))
+	fmt.Fprintf(w, "endorser:    %s\n", c(v.Endorser.DN))
+	fmt.Fprintf(w, "  CA:        %s\n", c(v.Endorser.CA))
+	fmt.Fprintf(w, "  contact:   %s <%s>\n", c(v.Endorser.Creator), c(v.Endorser.Email))
+	fmt.Fprintf(w, "created:     %s\n", c(v.Created))
 	state := "valid"
 	if v.Expired {
 		state = "EXPIRED"
 	} else if t, err := imagelist.ParseTime(v.Expires); err == nil {
 		state = fmt.Sprintf("valid, %s left", roughDuration(now, t))
 	}
-	fmt.Fprintf(w, "expires:     %s (%s)\n", v.Expires, state)
-	fmt.Fprintf(w, "published:   %s\n", v.URI)
+	fmt.Fprintf(w, "expires:     %s (%s)\n", c(v.Expires), state)
+	fmt.Fprintf(w, "published:   %s\n", c(v.URI))
 	if v.VO != "" {
-		fmt.Fprintf(w, "VO:          %s\n", v.VO)
+		fmt.Fprintf(w, "VO:          %s\n", c(v.VO))
 	}
 	fmt.Fprintf(w, "\nimages (%d):\n", len(v.Images))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -194,13 +197,13 @@ func printList(w io.Writer, v *listView, now time.Time) {
 		if im.OSName != "" {
 			osv = im.OSName
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s %s\t%s\t%s\n", im.Identifier, im.Title, im.Version, im.Size, im.Arch, osv, im.OSVersion, im.Expires, sha)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s %s\t%s\t%s\n", c(im.Identifier), c(im.Title), c(im.Version), im.Size, c(im.Arch), c(osv), c(im.OSVersion), c(im.Expires), c(sha))
 	}
 	tw.Flush()
 	if len(v.Problems) > 0 {
 		fmt.Fprintf(w, "\nproblems (%d): this list must not be trusted as it is\n", len(v.Problems))
 		for _, p := range v.Problems {
-			fmt.Fprintf(w, "  %s\n", p)
+			fmt.Fprintf(w, "  %s\n", c(p.String()))
 		}
 	}
 }

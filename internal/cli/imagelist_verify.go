@@ -17,6 +17,10 @@ import (
 )
 
 type verifyOptions struct {
+	EndorserDN string
+	EndorserCA string
+	Identifier string
+
 	CADir   string
 	At      string
 	CRL     string
@@ -40,8 +44,10 @@ CA's namespace policy; the list complete and well-formed; hv:dn and hv:ca
 equal to the signer's subject and issuer; the list created before --at and
 not expired.
 
-With --content FILE the verified JSON is written there, only if every check
-passed.
+With --endorser-dn and --endorser-ca the signer must also be that endorser
+(what a subscription authorises), and with --identifier the list must be
+that list (its dc:identifier). With --content FILE the verified JSON is
+written there, only if every check passed.
 
 EXIT STATUS
   0   every check passed
@@ -57,7 +63,8 @@ EXIT STATUS
   26  signer outside the CA's namespace         27 content is not strict JSON / not a list
   28  list incomplete or malformed              29 hv:dn is not the signer
   30  hv:ca is not the signer's issuer          31 list created in the future
-  32  list expired`,
+  32  list expired                              33 certificate may not sign (key usage)
+  34  signer is not the authorised endorser     35 dc:identifier is not the expected one`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd.Context(), g, o, args[0])
@@ -68,6 +75,9 @@ EXIT STATUS
 	f.StringVar(&o.At, "at", "", "check validity at this time (RFC 3339 or YYYY-MM-DD) instead of now")
 	f.StringVar(&o.CRL, "crl", string(igtf.CRLRequire), "CRL policy: require, optional or off")
 	f.StringVar(&o.Content, "content", "", "write the verified list JSON to this file")
+	f.StringVar(&o.EndorserDN, "endorser-dn", "", "the only signer accepted (subject, OpenSSL oneline form)")
+	f.StringVar(&o.EndorserCA, "endorser-ca", "", "the authorised signer's issuer (with --endorser-dn)")
+	f.StringVar(&o.Identifier, "identifier", "", "the list's expected dc:identifier")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	_ = c.MarkFlagRequired("ca-dir")
 	return c
@@ -95,6 +105,13 @@ func runVerify(ctx context.Context, g *Globals, o *verifyOptions, in string) err
 			return usageErr(err)
 		}
 	}
+	if (o.EndorserDN == "") != (o.EndorserCA == "") {
+		return usageErr(fmt.Errorf("--endorser-dn and --endorser-ca go together"))
+	}
+	vopts := endorse.Options{At: at, CRL: mode, Identifier: o.Identifier}
+	if o.EndorserDN != "" {
+		vopts.Endorsers = []endorse.Endorser{{DN: o.EndorserDN, CA: o.EndorserCA}}
+	}
 	trust, err := igtf.Load(o.CADir)
 	if err != nil {
 		return inputErr(err)
@@ -106,11 +123,11 @@ func runVerify(ctx context.Context, g *Globals, o *verifyOptions, in string) err
 		return withHint(inputErr(fmt.Errorf("trust directory %s holds no CA certificate (HASH.0 files)", o.CADir)),
 			"name each CA file after its subject hash: openssl x509 -hash -noout -in CA.pem")
 	}
-	raw, err := readBounded(g.Stdin, in, smime.MaxMessageSize+1)
+	raw, err := readUpTo(g.Stdin, in, smime.MaxMessageSize)
 	if err != nil {
 		return err
 	}
-	rep := endorse.Verify(raw, trust, endorse.Options{At: at, CRL: mode})
+	rep := endorse.Verify(raw, trust, vopts)
 	if rep.OK && o.Content != "" {
 		if err := writeOutput(g, o.Content, rep.Content, 0o644); err != nil {
 			return err
@@ -131,9 +148,10 @@ func runVerify(ctx context.Context, g *Globals, o *verifyOptions, in string) err
 }
 
 func printReport(w io.Writer, file string, rep *endorse.Report) {
-	fmt.Fprintf(w, "list:     %s\n", file)
+	c := func(s string) string { return Clean(s, false) }
+	fmt.Fprintf(w, "list:     %s\n", c(file))
 	if rep.Signer != "" {
-		fmt.Fprintf(w, "signer:   %s\n          issued by %s", rep.Signer, rep.SignerIssuer)
+		fmt.Fprintf(w, "signer:   %s\n          issued by %s", c(rep.Signer), c(rep.SignerIssuer))
 		if rep.SigningTime != "" {
 			fmt.Fprintf(w, ", signed %s", rep.SigningTime)
 		}
@@ -141,16 +159,16 @@ func printReport(w io.Writer, file string, rep *endorse.Report) {
 	}
 	fmt.Fprintf(w, "checked:  at %s\n\n", rep.At)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, c := range rep.Checks {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.Name, c.Detail)
+	for _, ck := range rep.Checks {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.ToUpper(string(ck.Status)), ck.Name, c(ck.Detail))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	if rep.OK {
 		l := rep.List
 		fmt.Fprintf(w, "result:   VERIFIED: list %s version %s, %d image(s), valid until %s\n",
-			l.Identifier, l.Version, len(l.Images), l.Expires.Format(imagelist.TimeFormat))
+			c(l.Identifier), c(l.Version), len(l.Images), l.Expires.Format(imagelist.TimeFormat))
 		return
 	}
-	fmt.Fprintf(w, "result:   REJECTED (%s): %s\n", rep.Reason, rep.Error)
+	fmt.Fprintf(w, "result:   REJECTED (%s): %s\n", rep.Reason, c(rep.Error))
 }

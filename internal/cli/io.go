@@ -16,12 +16,34 @@ import (
 	"path/filepath"
 )
 
-// readFileBounded reads a file, or stdin for "-", refusing more than max bytes.
+// readFileBounded reads a named file (not standard input), refusing more
+// than max bytes.
 func readFileBounded(path string, max int64) ([]byte, error) {
-	return readBounded(os.Stdin, path, max)
+	if path == "-" {
+		return nil, usageErr(fmt.Errorf("standard input (-) is not accepted here; name a file"))
+	}
+	return readBounded(nil, path, max)
+}
+
+// readUpTo reads at most max+1 bytes of a file or stdin ("-") and leaves it
+// to the parser to reject what is over max, with its own error class.
+func readUpTo(stdin io.Reader, path string, max int64) ([]byte, error) {
+	return readAtMost(stdin, path, max+1)
 }
 
 func readBounded(stdin io.Reader, path string, max int64) ([]byte, error) {
+	b, err := readAtMost(stdin, path, max+1)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, inputErr(fmt.Errorf("%s is larger than the limit of %d bytes", path, max))
+	}
+	return b, nil
+}
+
+// readAtMost reads up to limit bytes of a file or stdin ("-").
+func readAtMost(stdin io.Reader, path string, limit int64) ([]byte, error) {
 	var r io.Reader
 	size := int64(512)
 	if path == "-" {
@@ -34,21 +56,16 @@ func readBounded(stdin io.Reader, path string, max int64) ([]byte, error) {
 		defer f.Close()
 		r = f
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			size = min(fi.Size(), max) + 1
+			size = min(fi.Size(), limit) + 1
 		}
 	}
 	// Read into a buffer of the file's size: io.ReadAll's doubling would
 	// copy a large list several times.
 	buf := bytes.NewBuffer(make([]byte, 0, size))
-	_, err := buf.ReadFrom(io.LimitReader(r, max+1))
-	b := buf.Bytes()
-	if err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r, limit)); err != nil {
 		return nil, inputErr(fmt.Errorf("reading %s: %w", path, err))
 	}
-	if int64(len(b)) > max {
-		return nil, inputErr(fmt.Errorf("%s is larger than the limit of %d bytes", path, max))
-	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // writeOutput writes data to path atomically (a temporary file renamed into

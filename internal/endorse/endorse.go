@@ -46,6 +46,7 @@ const (
 	ReasonSignerCount     Reason = "signer-count"       // zero or several signers
 	ReasonNoSignerCert    Reason = "no-signer-cert"     // the signer's certificate is not in the message
 	ReasonCertAtSigning   Reason = "cert-at-signing"    // a certificate was not valid when the list was signed
+	ReasonPurpose         Reason = "cert-purpose"       // the signer's certificate may not sign (keyUsage, extKeyUsage)
 	ReasonUntrusted       Reason = "untrusted-ca"       // no chain to a CA of the trust directory
 	ReasonCertExpired     Reason = "cert-expired"       // a certificate has expired at the check time
 	ReasonCertNotYetValid Reason = "cert-not-yet-valid" // a certificate is not yet valid at the check time
@@ -57,6 +58,8 @@ const (
 	ReasonInvalidList     Reason = "invalid-list"       // a field is missing or malformed, or identifiers repeat
 	ReasonDNMismatch      Reason = "endorser-dn"        // hv:dn is not the signer's subject
 	ReasonCAMismatch      Reason = "endorser-ca"        // hv:ca is not the signer's issuer
+	ReasonUnauthorised    Reason = "unauthorised"       // the signer is not an endorser the site authorised
+	ReasonIdentifier      Reason = "identifier"         // dc:identifier is not the expected list's
 	ReasonListFuture      Reason = "list-future"        // dc:date:created is after the check time
 	ReasonListExpired     Reason = "list-expired"       // dc:date:expires has passed
 )
@@ -65,10 +68,10 @@ const (
 var Reasons = []Reason{
 	ReasonTooLarge, ReasonMalformed, ReasonUnsigned, ReasonUnsupported, ReasonBadPKCS7,
 	ReasonTampered, ReasonBadSignature, ReasonSignerCount, ReasonNoSignerCert,
-	ReasonCertAtSigning, ReasonUntrusted, ReasonCertExpired, ReasonCertNotYetValid,
+	ReasonCertAtSigning, ReasonPurpose, ReasonUntrusted, ReasonCertExpired, ReasonCertNotYetValid,
 	ReasonCRLMissing, ReasonCRLInvalid, ReasonRevoked, ReasonNamespace,
 	ReasonInvalidJSON, ReasonInvalidList, ReasonDNMismatch, ReasonCAMismatch,
-	ReasonListFuture, ReasonListExpired,
+	ReasonUnauthorised, ReasonIdentifier, ReasonListFuture, ReasonListExpired,
 }
 
 // Status of one check.
@@ -111,6 +114,19 @@ type Report struct {
 type Options struct {
 	At  time.Time    // the time to check validity at; zero means now
 	CRL igtf.CRLMode // default CRLRequire
+
+	// Endorsers, when not empty, are the only signers accepted: the signer's
+	// subject and issuer must equal one entry's (vmcatcher's "signer
+	// authorised for this subscription").
+	Endorsers []Endorser
+	// Identifier, when set, must equal the list's dc:identifier.
+	Identifier string
+}
+
+// Endorser is an authorised signer, in OpenSSL oneline form.
+type Endorser struct {
+	DN string // subject
+	CA string // issuer
 }
 
 // Err returns the report's failure as an error wrapping ErrRejected, or nil.
@@ -137,11 +153,11 @@ var ErrRejected = errors.New("list rejected")
 
 func (e *RejectedError) Unwrap() error { return ErrRejected }
 
-// oneline is dn.Oneline with a fallback that can never equal a real DN.
-func oneline(raw []byte) string {
+// display renders a name for a message only; it is never compared.
+func display(raw []byte) string {
 	s, err := dn.Oneline(raw)
 	if err != nil {
-		return "<unparsable name: " + err.Error() + ">"
+		return "(unprintable name)"
 	}
 	return s
 }

@@ -36,6 +36,8 @@ type pki struct {
 	shortLived                *pkitest.Identity // expires in two days
 	late                      *pkitest.Identity // valid only from an hour ago
 	outside                   *pkitest.Identity // outside the CA's namespace
+	tlsServer                 *pkitest.Identity // a TLS server certificate of the same CA
+	impostorCA                *pkitest.Identity // same name as ca, another key
 }
 
 var (
@@ -62,6 +64,8 @@ func getPKI(t *testing.T) *pki {
 		p.late = p.ca.Issue(t, "/DC=org/DC=vmtrust-test/O=Test Site/CN=Late Endorser", false,
 			pkitest.Opts{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour)})
 		p.outside = p.ca.Issue(t, "/DC=com/DC=intruder/CN=Outside Endorser", false, pkitest.Opts{})
+		p.tlsServer = p.ca.Issue(t, "/DC=org/DC=vmtrust-test/CN=host.vmtrust-test.org", false, pkitest.Opts{EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		p.impostorCA = pkitest.NewCA(t, caDN, pkitest.Opts{})
 		world = p
 	})
 	if world == nil {
@@ -155,6 +159,7 @@ func opensslSign(t *testing.T, content []byte, extra []string, ids ...*pkitest.I
 }
 
 type matrixCase struct {
+	opts  endorse.Options // Endorsers and Identifier
 	name  string
 	raw   func(t *testing.T, p *pki) []byte
 	dir   func(t *testing.T, p *pki) *pkitest.Dir // default p.trustDir
@@ -227,6 +232,30 @@ func matrix() []matrixCase {
 			dir: func(t *testing.T, p *pki) *pkitest.Dir {
 				return pkitest.NewDir(t).AddCA(p.ca).AddCRL(p.ca, p.other.CurrentCRL(t))
 			}},
+		{name: "forged signature with a signing time outside the validity", want: endorse.ReasonBadSignature, check: endorse.CheckSignature,
+			raw: func(t *testing.T, p *pki) []byte { return flipSignatureByte(t, signedList(t, p.expired, nil)) }},
+		{name: "TLS server certificate as signer", want: endorse.ReasonPurpose, check: endorse.CheckPurpose,
+			raw: func(t *testing.T, p *pki) []byte { return signedList(t, p.tlsServer, nil) }},
+		{name: "CRL under the CA's name, signed by another key", want: endorse.ReasonCRLInvalid, check: endorse.CheckCRL, raw: ok,
+			dir: func(t *testing.T, p *pki) *pkitest.Dir {
+				return pkitest.NewDir(t).AddCA(p.ca).AddCRL(p.ca, p.impostorCA.CurrentCRL(t))
+			}},
+		{name: "intermediate CA revoked by the root", want: endorse.ReasonRevoked, check: endorse.CheckRevocation,
+			raw: func(t *testing.T, p *pki) []byte {
+				return sign(t, p.interEndorser, marshal(t, newList(p.interEndorser)), smime.SignOptions{})
+			},
+			dir: func(t *testing.T, p *pki) *pkitest.Dir {
+				return pkitest.NewDir(t).AddCA(p.ca).AddCRL(p.ca, p.ca.CurrentCRL(t, p.inter.Cert)).
+					AddCA(p.inter).AddCRL(p.inter, p.inter.CurrentCRL(t))
+			}},
+		{name: "authorised endorser", raw: ok, opts: endorse.Options{
+			Endorsers:  []endorse.Endorser{{DN: "/DC=org/DC=other/CN=x", CA: caDN}, {DN: endorserDN, CA: caDN}},
+			Identifier: "5d5e7c4e-2f1a-4f43-9d3c-0a9a4f1b2c3d"}},
+		{name: "signer not the authorised endorser", want: endorse.ReasonUnauthorised, check: endorse.CheckAuthorised,
+			raw: func(t *testing.T, p *pki) []byte { return signedList(t, p.rsaEndorser, nil) },
+			opts: endorse.Options{Endorsers: []endorse.Endorser{{DN: endorserDN, CA: caDN}}}},
+		{name: "another list at the subscription's address", want: endorse.ReasonIdentifier, check: endorse.CheckIdentifier, raw: ok,
+			opts: endorse.Options{Identifier: "00000000-2f1a-4f43-9d3c-0a9a4f1b2c3d"}},
 		{name: "unknown CA", want: endorse.ReasonUntrusted, check: endorse.CheckChain,
 			raw: func(t *testing.T, p *pki) []byte { return signedList(t, p.otherEndorser, nil) }},
 		{name: "intermediate carried in the message but not in the directory", want: endorse.ReasonUntrusted, check: endorse.CheckChain,
@@ -346,7 +375,9 @@ func TestVerifyMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw := tc.raw(t, p)
-			rep := endorse.Verify(raw, trust, endorse.Options{At: time.Now().Add(tc.at), CRL: tc.crl})
+			opts := tc.opts
+			opts.At, opts.CRL = time.Now().Add(tc.at), tc.crl
+			rep := endorse.Verify(raw, trust, opts)
 			if tc.want == "" {
 				if !rep.OK {
 					t.Fatalf("Verify = rejected (%s): %s, want verified\n%s", rep.Reason, rep.Error, dump(rep))

@@ -2,6 +2,7 @@ package endorse
 
 import (
 	"crypto/sha512"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vmtrust/vmtrust/imagelist"
 	"github.com/vmtrust/vmtrust/imagelist/smime"
+	"github.com/vmtrust/vmtrust/internal/dn"
 	"github.com/vmtrust/vmtrust/internal/igtf"
 )
 
@@ -18,6 +20,7 @@ const (
 	CheckFormat       = "smime-format"
 	CheckSignature    = "signature"
 	CheckSigningTime  = "cert-at-signing-time"
+	CheckPurpose      = "cert-purpose"
 	CheckChain        = "chain"
 	CheckValidity     = "cert-validity"
 	CheckCRL          = "crl"
@@ -26,14 +29,16 @@ const (
 	CheckListFormat   = "list-format"
 	CheckEndorserDN   = "endorser-dn"
 	CheckEndorserCA   = "endorser-ca"
+	CheckAuthorised   = "authorised-endorser"
+	CheckIdentifier   = "list-identifier"
 	CheckListCreated  = "list-created"
 	CheckListValidity = "list-expires"
 )
 
 var checkOrder = []string{
-	CheckFormat, CheckSignature, CheckSigningTime, CheckChain, CheckValidity,
+	CheckFormat, CheckSignature, CheckSigningTime, CheckPurpose, CheckChain, CheckValidity,
 	CheckCRL, CheckRevocation, CheckNamespace, CheckListFormat,
-	CheckEndorserDN, CheckEndorserCA, CheckListCreated, CheckListValidity,
+	CheckEndorserDN, CheckEndorserCA, CheckAuthorised, CheckIdentifier, CheckListCreated, CheckListValidity,
 }
 
 type run struct {
@@ -93,6 +98,8 @@ func igtfReason(err error) Reason {
 		return ReasonRevoked
 	case errors.Is(err, igtf.ErrNamespace):
 		return ReasonNamespace
+	case errors.Is(err, igtf.ErrPurpose):
+		return ReasonPurpose
 	}
 	return ReasonUntrusted
 }
@@ -115,7 +122,7 @@ func Verify(raw []byte, trust *igtf.Dir, opts Options) *Report {
 		x.r.Checks[i] = Check{Name: n, Status: Skip, Detail: "not run: an earlier check failed"}
 		x.byKey[n] = &x.r.Checks[i]
 	}
-	content, list := x.verify(raw, trust, at, mode)
+	content, list := x.verify(raw, trust, at, mode, &opts)
 	for _, c := range x.r.Checks {
 		if c.Status == Fail {
 			x.r.Reason, x.r.Error = c.Reason, c.Detail
@@ -128,7 +135,7 @@ func Verify(raw []byte, trust *igtf.Dir, opts Options) *Report {
 
 // verify fills in the checks; it returns content and list only when every
 // check it ran passed.
-func (x *run) verify(raw []byte, trust *igtf.Dir, at time.Time, mode igtf.CRLMode) ([]byte, *imagelist.List) {
+func (x *run) verify(raw []byte, trust *igtf.Dir, at time.Time, mode igtf.CRLMode, opts *Options) ([]byte, *imagelist.List) {
 	msg, err := smime.Split(raw)
 	if err != nil {
 		x.fail(CheckFormat, smimeReason(err), err)
@@ -148,70 +155,97 @@ func (x *run) verify(raw []byte, trust *igtf.Dir, at time.Time, mode igtf.CRLMod
 	}
 	sum := sha512.Sum512(msg.Content)
 	x.r.ContentSHA512 = hex.EncodeToString(sum[:])
-	x.r.Signer, x.r.SignerIssuer = oneline(sig.Signer.RawSubject), oneline(sig.Signer.RawIssuer)
+	subject, err1 := dn.Oneline(sig.Signer.RawSubject)
+	issuer, err2 := dn.Oneline(sig.Signer.RawIssuer)
+	if err := errors.Join(err1, err2); err != nil {
+		x.fail(CheckSignature, ReasonBadPKCS7, fmt.Errorf("the signer's name cannot be written in OpenSSL form: %w", err))
+		return nil, nil
+	}
+	x.r.Signer, x.r.SignerIssuer = subject, issuer
 	x.pass(CheckSignature, "one signer, %s; content digest and signature valid", x.r.Signer)
-	signedAt := at
+	chainAt := at
 	if !sig.SigningTime.IsZero() {
-		signedAt = sig.SigningTime.UTC()
-		x.r.SigningTime = signedAt.Format(time.RFC3339)
+		chainAt = sig.SigningTime.UTC()
+		x.r.SigningTime = chainAt.Format(time.RFC3339)
 		x.pass(CheckSigningTime, "signed %s, within the signer certificate's validity", x.r.SigningTime)
 	} else {
 		x.pass(CheckSigningTime, "no signingTime attribute; validity is checked at %s only", x.r.At)
 	}
-
-	chain, err := trust.Chain(sig.Signer, sig.Certificates, signedAt)
-	if err != nil {
-		x.fail(CheckChain, igtfReason(err), err)
+	if err := igtf.Purpose(sig.Signer); err != nil {
+		x.fail(CheckPurpose, ReasonPurpose, err)
 	} else {
-		names := make([]string, len(chain))
-		for i, c := range chain {
-			names[i] = oneline(c.RawSubject)
-		}
-		x.pass(CheckChain, "%s", strings.Join(names, " <- "))
-		if err := igtf.Validity(chain, at); err != nil {
-			x.fail(CheckValidity, igtfReason(err), err)
-		} else {
-			x.pass(CheckValidity, "every certificate valid at %s", x.r.At)
-		}
-		switch revs, err := trust.CRLs(chain, at, mode); {
-		case err != nil:
-			x.fail(CheckCRL, igtfReason(err), err)
-		case mode == igtf.CRLOff:
-			x.set(CheckCRL, Skip, "", "CRL checking switched off (--crl off)")
-			x.set(CheckRevocation, Skip, "", "CRL checking switched off (--crl off)")
-		default:
-			var files, missing []string
-			for _, r := range revs {
-				if r.CRL != nil {
-					files = append(files, fmt.Sprintf("%s (next update %s)", r.CRL.File, r.CRL.List.NextUpdate.UTC().Format(time.RFC3339)))
-				} else {
-					missing = append(missing, r.Issuer.Subject)
-				}
-			}
-			if len(missing) > 0 {
-				x.pass(CheckCRL, "no CRL for %s (allowed by --crl optional)%s", strings.Join(missing, ", "), prefixed("; current: ", files))
-			} else {
-				x.pass(CheckCRL, "current: %s", strings.Join(files, ", "))
-			}
-			if err := igtf.Revoked(revs); err != nil {
-				x.fail(CheckRevocation, igtfReason(err), err)
-			} else if len(files) > 0 {
-				x.pass(CheckRevocation, "not on any CRL")
-			} else {
-				x.set(CheckRevocation, Skip, "", "no CRL to consult")
-			}
-		}
-		if files, err := trust.Namespaces(chain); err != nil {
-			x.fail(CheckNamespace, igtfReason(err), err)
-		} else if len(files) == 0 {
-			x.pass(CheckNamespace, "no namespace policy for the issuing CA")
-		} else {
-			x.pass(CheckNamespace, "permitted by %s", strings.Join(files, ", "))
-		}
+		x.pass(CheckPurpose, "may sign S/MIME content")
 	}
 
-	// The signature is valid, so the content is what the signer wrote: it is
-	// safe to parse it and compare what it claims with who signed it.
+	chain, err := trust.Chain(sig.Signer, sig.Certificates, chainAt)
+	if err != nil {
+		if sig.SigningTime.IsZero() && errors.Is(err, igtf.ErrCertAtSigning) {
+			// No signing time: the chain was built at the check time, so
+			// this is the certificate's validity now, not when it signed.
+			err = igtf.Validity([]*x509.Certificate{sig.Signer}, at)
+			if err == nil {
+				err = fmt.Errorf("%w: a CA certificate is not valid at %s", igtf.ErrCertExpired, x.r.At)
+			}
+			x.pass(CheckChain, "not checked: see cert-validity")
+			x.fail(CheckValidity, igtfReason(err), err)
+		} else {
+			x.fail(CheckChain, igtfReason(err), err)
+		}
+		// An untrusted signer's content is not parsed at all.
+		for _, c := range []string{CheckListFormat, CheckEndorserDN, CheckEndorserCA, CheckAuthorised, CheckIdentifier, CheckListCreated, CheckListValidity} {
+			x.set(c, Skip, "", "not run: the signer does not chain to a trusted CA")
+		}
+		return nil, nil
+	}
+	names := make([]string, len(chain))
+	for i, c := range chain {
+		names[i] = display(c.RawSubject)
+	}
+	x.pass(CheckChain, "%s", strings.Join(names, " <- "))
+	if err := igtf.Validity(chain, at); err != nil {
+		x.fail(CheckValidity, igtfReason(err), err)
+	} else {
+		x.pass(CheckValidity, "every certificate valid at %s", x.r.At)
+	}
+	switch revs, err := trust.CRLs(chain, at, mode); {
+	case err != nil:
+		x.fail(CheckCRL, igtfReason(err), err)
+	case mode == igtf.CRLOff:
+		x.set(CheckCRL, Skip, "", "CRL checking switched off (--crl off)")
+		x.set(CheckRevocation, Skip, "", "CRL checking switched off (--crl off)")
+	default:
+		var files, missing []string
+		for _, r := range revs {
+			if r.CRL != nil {
+				files = append(files, fmt.Sprintf("%s (next update %s)", r.CRL.File, r.CRL.List.NextUpdate.UTC().Format(time.RFC3339)))
+			} else {
+				missing = append(missing, r.Issuer.Subject)
+			}
+		}
+		if len(missing) > 0 {
+			x.pass(CheckCRL, "no CRL for %s (allowed by --crl optional)%s", strings.Join(missing, ", "), prefixed("; current: ", files))
+		} else {
+			x.pass(CheckCRL, "current: %s", strings.Join(files, ", "))
+		}
+		if err := igtf.Revoked(revs); err != nil {
+			x.fail(CheckRevocation, igtfReason(err), err)
+		} else if len(files) > 0 {
+			x.pass(CheckRevocation, "not on any CRL")
+		} else {
+			x.set(CheckRevocation, Skip, "", "no CRL to consult")
+		}
+	}
+	if files, err := trust.Namespaces(chain); err != nil {
+		x.fail(CheckNamespace, igtfReason(err), err)
+	} else if len(files) == 0 {
+		x.pass(CheckNamespace, "no namespace policy for the issuing CA")
+	} else {
+		x.pass(CheckNamespace, "permitted by %s", strings.Join(files, ", "))
+	}
+
+	// The signature is valid and the signer chains to a trusted CA, so the
+	// content is what a known signer wrote: parse it and compare what it
+	// claims with who signed it.
 	list, err := imagelist.Parse(msg.Content)
 	if err != nil {
 		x.fail(CheckListFormat, ReasonInvalidJSON, err)
@@ -236,6 +270,22 @@ func (x *run) verify(raw []byte, trust *igtf.Dir, at time.Time, mode igtf.CRLMod
 	} else {
 		x.pass(CheckEndorserCA, "hv:ca is the signer's issuer")
 	}
+	switch {
+	case len(opts.Endorsers) == 0:
+		x.set(CheckAuthorised, Skip, "", "no authorised endorsers given")
+	case authorised(opts.Endorsers, x.r.Signer, x.r.SignerIssuer):
+		x.pass(CheckAuthorised, "the signer is an authorised endorser")
+	default:
+		x.fail(CheckAuthorised, ReasonUnauthorised, fmt.Errorf("signer %q (CA %q) is not an authorised endorser", x.r.Signer, x.r.SignerIssuer))
+	}
+	switch {
+	case opts.Identifier == "":
+		x.set(CheckIdentifier, Skip, "", "no expected identifier given")
+	case list.Identifier == opts.Identifier:
+		x.pass(CheckIdentifier, "dc:identifier %s as expected", list.Identifier)
+	default:
+		x.fail(CheckIdentifier, ReasonIdentifier, fmt.Errorf("dc:identifier %q, expected %q (another list served at this address?)", list.Identifier, opts.Identifier))
+	}
 	if list.Created.IsZero() {
 		x.set(CheckListCreated, Skip, "", "no valid dc:date:created")
 	} else if list.Created.After(at) {
@@ -251,6 +301,15 @@ func (x *run) verify(raw []byte, trust *igtf.Dir, at time.Time, mode igtf.CRLMod
 		x.pass(CheckListValidity, "valid until %s", list.Expires.Format(imagelist.TimeFormat))
 	}
 	return msg.Content, list
+}
+
+func authorised(es []Endorser, dn, ca string) bool {
+	for _, e := range es {
+		if e.DN == dn && e.CA == ca {
+			return true
+		}
+	}
+	return false
 }
 
 func prefixed(p string, items []string) string {

@@ -223,3 +223,23 @@ func (d *Dir) Namespaces(chain []*x509.Certificate) ([]string, error) {
 	}
 	return used, nil
 }
+
+// Purpose checks that a certificate may sign S/MIME content, as OpenSSL's
+// default smimesign purpose does: a keyUsage extension, when present, must
+// allow digitalSignature or nonRepudiation; an extKeyUsage extension, when
+// present, must allow emailProtection (or any purpose). A TLS server
+// certificate of the same CA cannot endorse images.
+func Purpose(c *x509.Certificate) error {
+	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return fmt.Errorf("%w: %q: keyUsage allows neither digitalSignature nor nonRepudiation", ErrPurpose, name(c))
+	}
+	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
+		for _, u := range c.ExtKeyUsage {
+			if u == x509.ExtKeyUsageEmailProtection || u == x509.ExtKeyUsageAny {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: %q: extKeyUsage does not include emailProtection", ErrPurpose, name(c))
+	}
+	return nil
+}

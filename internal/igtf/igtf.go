@@ -51,6 +51,7 @@ var (
 	ErrCRLInvalid      = errors.New("CRL not valid")
 	ErrRevoked         = errors.New("certificate revoked")
 	ErrNamespace       = errors.New("signer outside its CA's namespace")
+	ErrPurpose         = errors.New("certificate not usable for signing")
 )
 
 // CA is one trust anchor or intermediate CA of the directory.

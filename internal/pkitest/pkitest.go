@@ -98,6 +98,8 @@ func (id *Identity) Issuer() string  { s, _ := dn.Oneline(id.Cert.RawIssuer); re
 type Opts struct {
 	NotBefore, NotAfter time.Time
 	RSA                 bool // an RSA-2048 key instead of ECDSA P-256
+	// EKU replaces the end-entity default, emailProtection.
+	EKU []x509.ExtKeyUsage
 }
 
 func (o Opts) times() (time.Time, time.Time) {
@@ -147,6 +149,9 @@ func (ca *Identity) Issue(t testing.TB, subject string, isCA bool, o Opts) *Iden
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+		if o.EKU != nil {
+			tmpl.ExtKeyUsage = o.EKU
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
