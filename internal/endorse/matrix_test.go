@@ -252,7 +252,7 @@ func matrix() []matrixCase {
 			Endorsers:  []endorse.Endorser{{DN: "/DC=org/DC=other/CN=x", CA: caDN}, {DN: endorserDN, CA: caDN}},
 			Identifier: "5d5e7c4e-2f1a-4f43-9d3c-0a9a4f1b2c3d"}},
 		{name: "signer not the authorised endorser", want: endorse.ReasonUnauthorised, check: endorse.CheckAuthorised,
-			raw: func(t *testing.T, p *pki) []byte { return signedList(t, p.rsaEndorser, nil) },
+			raw:  func(t *testing.T, p *pki) []byte { return signedList(t, p.rsaEndorser, nil) },
 			opts: endorse.Options{Endorsers: []endorse.Endorser{{DN: endorserDN, CA: caDN}}}},
 		{name: "another list at the subscription's address", want: endorse.ReasonIdentifier, check: endorse.CheckIdentifier, raw: ok,
 			opts: endorse.Options{Identifier: "00000000-2f1a-4f43-9d3c-0a9a4f1b2c3d"}},
