@@ -45,6 +45,7 @@ const (
 	exitInternal  = 1
 	exitUsage     = 2
 	exitInput     = 3
+	exitPartial   = 4
 	exitCancelled = 130
 )
 
@@ -94,6 +95,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, cli.ErrInput):
 		return exitInput
+	case errors.Is(err, cli.ErrPartial):
+		return exitPartial
 	}
 	return exitInternal
 }

@@ -58,12 +58,14 @@ func TestHelpEverywhere(t *testing.T) {
 // and a spec, all in files as an admin would have them.
 type endorserWorld struct {
 	dir, caDir, cert, key, spec string
+	endorser                    *pkitest.Identity
 }
 
 func newEndorserWorld(t *testing.T) *endorserWorld {
 	w := &endorserWorld{dir: t.TempDir()}
 	ca := pkitest.NewCA(t, "/DC=org/DC=vmtrust-test/CN=CLI CA", pkitest.Opts{})
 	e := ca.Issue(t, "/DC=org/DC=vmtrust-test/CN=CLI Endorser", false, pkitest.Opts{})
+	w.endorser = e
 	w.caDir = pkitest.NewDir(t).AddCA(ca).AddCRL(ca, ca.CurrentCRL(t)).Path
 	w.cert = w.write(t, "endorser.pem", e.CertPEM())
 	w.key = w.write(t, "endorser.key", e.KeyPEM(t))

@@ -63,7 +63,8 @@ to stderr, prefixed "vmtrust:".`,
 	root.SetIn(g.Stdin)
 	root.SetOut(g.Stdout)
 	root.SetErr(g.Stderr)
-	root.AddCommand(newImagelistCmd(g))
+	root.AddCommand(newImagelistCmd(g), newEndorserCmd(g), newSubscribeCmd(g), newUnsubscribeCmd(g),
+		newSubscriptionsCmd(g), newUpdateCmd(g), newImagesCmd(g))
 	return root
 }
 

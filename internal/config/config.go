@@ -59,6 +59,9 @@ const (
 // Duration is a time.Duration written as "90d", "36h" or "15m".
 type Duration time.Duration
 
+// D is the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := ParseDuration(string(b))

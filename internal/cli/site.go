@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vmtrust/vmtrust/internal/cache"
+	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/catalog/sqlite"
+	"github.com/vmtrust/vmtrust/internal/config"
+	"github.com/vmtrust/vmtrust/internal/fetch"
+	"github.com/vmtrust/vmtrust/internal/update"
+)
+
+// DefaultConfig is read when --config is not given (and may be absent).
+const DefaultConfig = "/etc/vmtrust/vmtrust.toml"
+
+// CatalogFile is the catalog's file in the state directory.
+const CatalogFile = "catalog.db"
+
+// site is what the subscription commands work on: the configuration, the
+// catalog and the cache under the state directory.
+type site struct {
+	cfg   *config.Config
+	store catalog.Store
+	cache *cache.Cache
+}
+
+func (s *site) Close() error { return s.store.Close() }
+
+func openSite(ctx context.Context, g *Globals) (*site, error) {
+	path, explicit := g.Config, g.Config != ""
+	if !explicit {
+		path = DefaultConfig
+	}
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	if g.State == "" {
+		return nil, usageErr(errors.New("no state directory: give --state or set VMTRUST_STATE"))
+	}
+	if err := os.MkdirAll(g.State, 0o755); err != nil {
+		return nil, inputErr(fmt.Errorf("state directory: %w", err))
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(g.State, CatalogFile), g.Log)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	c, err := cache.Open(g.State, g.Log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &site{cfg: cfg, store: store, cache: c}, nil
+}
+
+// fetcherFor builds the HTTPS client of one subscription: the system roots,
+// or only the certificates of its CA bundle.
+func (s *site) fetcherFor(g *Globals) func(catalog.Subscription) (update.Fetcher, error) {
+	return func(sub catalog.Subscription) (update.Fetcher, error) {
+		o := fetch.Options{Timeout: s.cfg.HTTPTimeout.D(), AllowFile: true, Log: g.Log, UserAgent: "vmtrust"}
+		if sub.CABundle != "" {
+			certs, err := loadCerts(sub.CABundle)
+			if err != nil {
+				return nil, fmt.Errorf("subscription %d: CA bundle: %w", sub.ID, err)
+			}
+			o.RootCAs = x509.NewCertPool()
+			for _, c := range certs {
+				o.RootCAs.AddCert(c)
+			}
+		}
+		return fetch.New(o), nil
+	}
+}
