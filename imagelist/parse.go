@@ -207,7 +207,7 @@ func parseBody(path string, d *doc, n *node, problems *[]Problem) *List {
 	l.Created = o.date("dc:date:created", true)
 	l.Expires = o.date("dc:date:expires", true)
 	l.Identifier = o.need("dc:identifier", o.str("dc:identifier", true))
-	if l.Identifier != "" && !safeIdentifier(l.Identifier) {
+	if l.Identifier != "" && !ValidIdentifier(l.Identifier) {
 		o.add("dc:identifier", "%q is not a safe identifier (letters, digits, '.', '_', '-'; at most 128)", abbrevStr(l.Identifier))
 	}
 	l.Title = o.str("dc:title", true)
@@ -356,7 +356,7 @@ func parseImage(path string, d *doc, n *node, problems *[]Problem) Image {
 		UserGUID:        o.str("ad:user:guid", false),
 		UserURI:         o.str("ad:user:uri", false),
 	}
-	if im.Identifier != "" && !safeIdentifier(im.Identifier) {
+	if im.Identifier != "" && !ValidIdentifier(im.Identifier) {
 		o.add("dc:identifier", "%q is not a safe identifier (letters, digits, '.', '_', '-'; at most 128)", abbrevStr(im.Identifier))
 	}
 	switch v := o.get("hv:size"); {
@@ -391,11 +391,11 @@ func parseImage(path string, d *doc, n *node, problems *[]Problem) Image {
 	return im
 }
 
-// safeIdentifier: identifiers are UUIDs in every real list, but test lists
+// ValidIdentifier: identifiers are UUIDs in every real list, but test lists
 // and some tools use other strings. What matters for safety is that an
 // identifier can serve as a file name and a database key without escaping:
 // a letter or digit, then up to 127 letters, digits, '.', '_' or '-'.
-func safeIdentifier(s string) bool {
+func ValidIdentifier(s string) bool {
 	if len(s) == 0 || len(s) > 128 || !isAlnum(s[0]) {
 		return false
 	}

@@ -29,9 +29,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vmtrust/vmtrust/imagelist"
 )
 
 // Error classes.
@@ -79,18 +80,12 @@ func Open(root string, log *slog.Logger) (*Cache, error) {
 // Root is the cache's root directory.
 func (c *Cache) Root() string { return c.root }
 
-// checkID accepts what imagelist accepts as an identifier: a letter or digit
-// then letters, digits, '.', '_' or '-'; never "." or "..".
+// checkID accepts what imagelist accepts as an identifier (a letter or
+// digit, then letters, digits, '.', '_' or '-'): a safe file name, never
+// "." or "..".
 func checkID(id string) error {
-	if id == "" || len(id) > 128 || strings.Trim(id, ".") == "" {
+	if !imagelist.ValidIdentifier(id) {
 		return fmt.Errorf("%w: %q", ErrBadID, id)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || (i > 0 && (c == '.' || c == '_' || c == '-'))
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrBadID, id)
-		}
 	}
 	return nil
 }

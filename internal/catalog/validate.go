@@ -27,19 +27,7 @@ const (
 // letters, digits, '.', '_' and '-', starting with a letter or digit. Such
 // a name is safe as a path component, a shell word and a log value.
 func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > MaxNameLen || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	return len(s) <= MaxNameLen && imagelist.ValidIdentifier(s)
 }
 
 // Valid reports whether m is one of the three modes.

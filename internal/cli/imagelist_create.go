@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/vmtrust/vmtrust/imagelist"
 	"github.com/vmtrust/vmtrust/imagelist/smime"
+	"github.com/vmtrust/vmtrust/internal/config"
 	"github.com/vmtrust/vmtrust/internal/dn"
 )
 
@@ -136,28 +136,12 @@ Image file paths are relative to the spec file.`,
 	return c
 }
 
-// ParseLifetime accepts Go durations and a "d" suffix for days.
-func ParseLifetime(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 || n > 365*100 {
-			return 0, fmt.Errorf("lifetime %q: want a positive number of days like 28d", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("lifetime %q: want a positive duration like 28d or 36h", s)
-	}
-	return d, nil
-}
-
 func runCreate(ctx context.Context, g *Globals, o *createOptions) error {
 	now := time.Now
 	if o.now != nil {
 		now = o.now
 	}
-	lifetime, err := ParseLifetime(o.Lifetime)
+	lifetime, err := config.ParseDuration(o.Lifetime)
 	if err != nil {
 		return usageErr(err)
 	}
