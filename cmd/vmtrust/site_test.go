@@ -21,6 +21,7 @@ import (
 
 	"github.com/vmtrust/vmtrust/imagelist"
 	"github.com/vmtrust/vmtrust/imagelist/smime"
+	"github.com/vmtrust/vmtrust/internal/catalog/sqlite"
 )
 
 // The test binary doubles as vmtrust, so a test can run it as a process and
@@ -241,5 +242,54 @@ func TestKilledMidDownload(t *testing.T) {
 	}
 	if es, _ := os.ReadDir(filepath.Join(w.state, "partial")); len(es) != 0 {
 		t.Fatalf("partial/ = %v", es)
+	}
+}
+
+// Every event reaches the journal and the hooks, with vmcatcher's variables;
+// a failing hook keeps its event for a later run.
+func TestHooksAndJournal(t *testing.T) {
+	w := newSiteWorld(t)
+	record := filepath.Join(w.dir, "hook.log")
+	ok := w.write(t, "ok-hook.sh", []byte("#!/bin/sh\n{ echo \"$VMCATCHER_EVENT_TYPE $VMCATCHER_EVENT_DC_IDENTIFIER $VMCATCHER_EVENT_FILENAME\"; } >> "+record+"\n"))
+	bad := w.write(t, "bad-hook.sh", []byte("#!/bin/sh\necho refusing >&2\nexit 3\n"))
+	os.Chmod(ok, 0o755)
+	os.Chmod(bad, 0o755)
+	w.write(t, "vmtrust.toml", []byte("trust_dir = \""+w.caDir+"\"\nretries = 1\n"+
+		"[[hook]]\nname = \"ok\"\ncommand = [\""+ok+"\"]\n[[hook]]\nname = \"bad\"\ncommand = [\""+bad+"\"]\ntimeout = \"2s\"\n"))
+	w.subscribe(t)
+	w.publish(t, "1", map[string][]byte{img1: bytes.Repeat([]byte("x"), 10_000)})
+	code, out, errs := w.vm(t, "update")
+	if code != exitPartial || !strings.Contains(errs, "hook(s) failed") {
+		t.Fatalf("update with a failing hook: exit %d, want %d\n%s\n%s", code, exitPartial, out, errs)
+	}
+	log, _ := os.ReadFile(record)
+	for _, want := range []string{"ListAccepted", "SubscriptionImageNew " + img1, "AvailablePrefix " + img1, "AvailablePostfix " + img1 + " " + filepath.Join(w.state, "cache", img1)} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the hook did not see %q:\n%s", want, log)
+		}
+	}
+	journal, err := os.ReadFile(filepath.Join(w.state, "events.jsonl"))
+	if err != nil || strings.Count(string(journal), "\n") < 4 || !strings.Contains(string(journal), `"type":"AvailablePostfix"`) {
+		t.Fatalf("events.jsonl: %v\n%s", err, journal)
+	}
+	// The journal is written once per event, however often update runs.
+	w.vm(t, "update")
+	journal, _ = os.ReadFile(filepath.Join(w.state, "events.jsonl"))
+	if strings.Count(string(journal), `"type":"AvailablePostfix"`) != 1 {
+		t.Fatalf("the journal repeated events:\n%s", journal)
+	}
+	// The failing hook's first event is kept, with its failed attempt, and
+	// is due again after the backoff: nothing was lost or skipped.
+	store, err := sqlite.Open(context.Background(), filepath.Join(w.state, "catalog.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ds, err := store.Pending(context.Background(), "bad", time.Now().Add(2*time.Hour), 100)
+	if err != nil || len(ds) < 4 || ds[0].Attempts != 1 || ds[0].Type != "ListAccepted" || !strings.Contains(ds[0].LastError, "refusing") {
+		t.Fatalf("pending for the failing hook: %v %+v", err, ds)
+	}
+	if ds, _ := store.Pending(context.Background(), "ok", time.Now().Add(2*time.Hour), 100); len(ds) != 0 {
+		t.Fatalf("the good hook still has %d pending events", len(ds))
 	}
 }

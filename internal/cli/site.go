@@ -56,7 +56,12 @@ func openSite(ctx context.Context, g *Globals) (*site, error) {
 		store.Close()
 		return nil, err
 	}
-	return &site{cfg: cfg, store: store, cache: c}, nil
+	s := &site{cfg: cfg, store: store, cache: c}
+	if err := registerHooks(ctx, s); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // fetcherFor builds the HTTPS client of one subscription: the system roots,

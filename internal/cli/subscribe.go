@@ -110,6 +110,9 @@ func newUnsubscribeCmd(g *Globals) *cobra.Command {
 				if err := s.store.RemoveSubscription(ctx, sub.ID); err != nil {
 					return catalogErr(err)
 				}
+				if err := deliverHooks(ctx, g, s); err != nil {
+					return err
+				}
 				g.Log.Info("unsubscribed", "subscription", sub.ID, "url", sub.URL, "images_expired", len(events)/2)
 				return nil
 			})
