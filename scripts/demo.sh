@@ -2,14 +2,20 @@
 # scripts/demo.sh — vmtrust end to end, on a fresh machine, for a newcomer.
 #
 # It plays both sides of an image list:
-#   the endorser  builds a disk image, lists it, signs the list;
-#   the site      verifies the list against its IGTF trust directory,
-#                 and refuses it when it is tampered with, expired or revoked.
+#   the endorser  builds a disk image, lists it, signs the list, publishes
+#                 both on its own HTTPS server, later withdraws the image;
+#   the site      verifies the list against its IGTF trust directory and
+#                 refuses it when it is tampered with, expired or revoked;
+#                 subscribes to it, caches the image, refuses a list signed by
+#                 someone else and a replayed old list, and expires the image
+#                 once the endorser has withdrawn it.
 # Everything happens in one work directory (default /tmp/vmtrust-demo,
 # override with VMTRUST_DEMO_DIR), recreated on every run; nothing else on the
-# machine is touched. Needs openssl, mkfs.ext4 (e2fsprogs), qemu-img
-# (qemu-utils) and bin/vmtrust: run it with 'make demo', which installs and
-# builds them first.
+# machine is touched. The endorser's web server (openssl s_server) listens on
+# 127.0.0.1 only, on a free port in 20000-39999, and is stopped when the demo
+# ends, however it ends. Needs openssl, mkfs.ext4 (e2fsprogs), qemu-img
+# (qemu-utils), jq and bin/vmtrust: run it with 'make demo', which installs
+# and builds them first.
 #
 # Exit status: 0 when every expectation held, non-zero otherwise.
 set -Eeuo pipefail
@@ -108,8 +114,81 @@ expect_failure() {
 # The printed commands say "vmtrust ...": this runs the binary just built.
 vmtrust() { "$VMTRUST_BIN" "$@"; }
 
+# --- the endorser's web server -------------------------------------------------
+# The demo starts one process, openssl s_server, and stops exactly that process
+# (by its PID) when it ends, however it ends.
+server_pid=''
+stop_server() {
+	[ -n "$server_pid" ] || return 0
+	kill "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=''
+}
+trap stop_server EXIT
+trap 'printf "\n%sDEMO INTERRUPTED%s (step %d, %s)\n" "$BAD" "$OFF" "$step_no" "$step_title" >&2; exit 130' INT
+trap 'printf "\n%sDEMO INTERRUPTED%s (step %d, %s)\n" "$BAD" "$OFF" "$step_no" "$step_title" >&2; exit 143' TERM
+
+# port_open PORT — something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server — serve www/ over HTTPS on a free port; sets port and server_pid.
+start_server() {
+	local try p
+	port=''
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		p=$((20000 + RANDOM % 20000))
+		port_open "$p" && continue
+		(cd www && exec openssl s_server -WWW -accept "127.0.0.1:$p" \
+			-cert ../server/server.pem -key ../server/server.key -quiet) </dev/null >>server.log 2>&1 &
+		server_pid=$!
+		for _ in {1..50}; do # up to 5 s to start listening
+			kill -0 "$server_pid" 2>/dev/null || break
+			port_open "$p" && break
+			sleep 0.1
+		done
+		if kill -0 "$server_pid" 2>/dev/null && port_open "$p"; then
+			port=$p
+			echo "$server_pid" >server.pid
+			return 0
+		fi
+		stop_server # the port was taken after all: try another one
+	done
+	die "could not start openssl s_server on 127.0.0.1 (tried $try ports in 20000-39999; see $WORK/server.log)"
+}
+
+# stop_leftover_server — stop the web server of an earlier run that was killed
+# before it could stop it: only the process whose PID that run recorded, and
+# only if it still is an s_server serving that run's www/.
+stop_leftover_server() {
+	local old
+	old=$(cat "$WORK/server.pid" 2>/dev/null || true)
+	[[ $old =~ ^[0-9]+$ ]] || return 0
+	[ "$(readlink "/proc/$old/cwd" 2>/dev/null || true)" = "$(cd "$WORK" && pwd -P)/www" ] || return 0
+	tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q 's_server -WWW' || return 0
+	note "stopping the web server left running by an interrupted earlier run (PID $old)"
+	kill "$old" 2>/dev/null || true
+}
+
+# --- the site's view -----------------------------------------------------------
+# expect_image STATE ADMISSIBLE — the demo image must be in STATE, admissible
+# (true) or not (false), says 'vmtrust images --json'; sets image_path.
+expect_image() {
+	local got state admissible
+	got=$(vmtrust "${SITE_ARGS[@]}" images --json |
+		jq -r --arg id "$IMAGE_ID" '.images[] | select(.ID == $id) | [.State, .admissible, .Path] | @tsv')
+	IFS=$'\t' read -r state admissible image_path <<<"$got"
+	[ "$state $admissible" = "$1 $2" ] ||
+		die "expected image $IMAGE_ID to be $1 with admissible=$2; 'vmtrust images --json' says: ${got:-no such image}"
+	ok "image $IMAGE_ID is $1, admissible=$2"
+}
+
+# subscription FIELD — one field of the (only) subscription, from 'vmtrust subscriptions --json'.
+subscription() {
+	vmtrust "${SITE_ARGS[@]}" subscriptions --json | jq -r --arg f "$1" '.subscriptions[0][$f]'
+}
+
 # --- preflight -----------------------------------------------------------------
-for cmd in openssl mkfs.ext4 qemu-img sed cmp; do
+for cmd in openssl mkfs.ext4 qemu-img sed cmp jq sha512sum stat; do
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed: run 'make setup' (scripts/setup.sh) as root"
 done
 [ -x "$VMTRUST_BIN" ] || die "$VMTRUST_BIN is missing: run 'make build' first (or 'make demo', which does everything)"
@@ -120,6 +199,7 @@ case $WORK in
 esac
 if [ -e "$WORK" ]; then
 	[ -f "$WORK/$MARKER" ] || die "$WORK exists but was not created by this demo; remove it yourself or set VMTRUST_DEMO_DIR"
+	stop_leftover_server
 	rm -rf -- "$WORK"
 fi
 mkdir -p -- "$WORK"
@@ -129,6 +209,10 @@ cd "$WORK"
 
 CA_DN='/DC=org/DC=vmtrust-demo/CN=vmtrust Demo CA'
 ENDORSER_DN='/DC=org/DC=vmtrust-demo/O=Demo Site/CN=Demo Endorser'
+OTHER_DN='/DC=org/DC=vmtrust-demo/O=Demo Site/CN=Someone Else'
+SERVER_DN='/DC=org/DC=vmtrust-demo/CN=127.0.0.1'
+SITE=$WORK/site-state # the site's catalog and image cache
+SITE_ARGS=(--config site.toml --state "$SITE")
 
 printf '%svmtrust demo%s — signed, expiring, revocable lists of virtual machine images\n' "$BOLD" "$OFF"
 note "binary:   $VMTRUST_BIN" "work dir: $WORK (all files of this demo are here)"
@@ -185,6 +269,14 @@ authorityKeyIdentifier = keyid:always
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature, nonRepudiation
 extendedKeyUsage       = emailProtection
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid, issuer
+
+[ v3_tls_server ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, keyEncipherment
+extendedKeyUsage       = serverAuth
+subjectAltName         = IP:127.0.0.1
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid, issuer
 
@@ -262,21 +354,53 @@ run qemu-img convert -O qcow2 -c image/disk.raw image/demo.qcow2
 run qemu-img info image/demo.qcow2
 summary+=("image         image/demo.qcow2 ($(stat -c %s image/demo.qcow2) bytes, ext4 in qcow2)")
 
-# --- 5. the image list ---------------------------------------------------------
+# --- 5. the endorser's web server ----------------------------------------------
+step "Start the endorser's web server (HTTPS on 127.0.0.1)" \
+	"Sites download lists and images over HTTPS. The endorser's server gets a TLS" \
+	"certificate for the address 127.0.0.1 (subjectAltName), here from the demo CA." \
+	"The server is 'openssl s_server -WWW': it serves the files in www/. It is" \
+	"stopped when the demo ends."
+
+mkdir -p server www
+run openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server/server.key
+run openssl req -new -config openssl.cnf -key server/server.key -out server/server.csr -subj "$SERVER_DN"
+run openssl ca -batch -config openssl.cnf -extensions v3_tls_server -notext -preserveDN \
+	-in server/server.csr -out server/server.pem
+run openssl x509 -in server/server.pem -noout -subject -ext subjectAltName,extendedKeyUsage -nameopt compat
+start_server
+show "(cd www && openssl s_server -WWW -accept 127.0.0.1:$port -cert ../server/server.pem -key ../server/server.key -quiet) &"
+note "web server: PID $server_pid, https://127.0.0.1:$port/ (log: server.log)"
+BASE_URL=https://127.0.0.1:$port
+LIST_URL=$BASE_URL/image.list
+show "openssl s_client -connect 127.0.0.1:$port -CAfile ca/ca.pem -verify_ip 127.0.0.1 -verify_return_error -brief < /dev/null"
+tls=$(openssl s_client -connect "127.0.0.1:$port" -CAfile ca/ca.pem -verify_ip 127.0.0.1 \
+	-verify_return_error -brief </dev/null 2>&1) || die "TLS connection to the web server failed: $tls"
+grep -E '^(Protocol version|Peer certificate|Verification):' <<<"$tls" | sed 's/^/   /'
+grep -qx 'Verification: OK' <<<"$tls" || die "the web server's certificate did not verify against ca/ca.pem"
+ok "the server's certificate verifies for 127.0.0.1 against the demo CA"
+summary+=("web server    $BASE_URL/ (openssl s_server, PID $server_pid, files in www/)")
+
+# --- 6. the image list ---------------------------------------------------------
 step "Write the image list" \
 	"The endorser describes the list and its images in a small spec (from" \
-	"testdata/demo/spec.json.in). 'vmtrust imagelist create' measures every image" \
-	"(size and sha512), takes hv:dn and hv:ca from the endorser's certificate, and" \
-	"writes a HEPiX image list, valid from now for 28 days."
+	"testdata/demo/spec.json.in); its addresses point at the endorser's server." \
+	"'vmtrust imagelist create' measures every image (size and sha512), takes hv:dn" \
+	"and hv:ca from the endorser's certificate, and writes a HEPiX image list," \
+	"valid from now for 28 days."
 
-run_to spec.json sed -e 's|@IMAGE_FILE@|image/demo.qcow2|' "$SPEC_TEMPLATE"
+run_to spec.json sed -e 's|@IMAGE_FILE@|image/demo.qcow2|' -e "s|@BASE_URL@|$BASE_URL|g" "$SPEC_TEMPLATE"
 run vmtrust imagelist create --spec spec.json --cert endorser/endorser.pem --version 1 -o list.json
 run vmtrust imagelist show list.json
-expires=$(sed -n 's/^ *"dc:date:expires": *"\([^"]*\)".*/\1/p' list.json | head -n 1)
-[ -n "$expires" ] || die "no dc:date:expires in list.json"
+expires=$(jq -r '."hv:imagelist"."dc:date:expires"' list.json)
+[[ $expires =~ ^[0-9]{4}-.*Z$ ]] || die "no dc:date:expires in list.json"
+IMAGE_ID=$(jq -r '."hv:imagelist"."hv:images"[0]."hv:image"."dc:identifier"' list.json)
+IMAGE_SHA512=$(jq -r '."hv:imagelist"."hv:images"[0]."hv:image"."sl:checksum:sha512"' list.json)
+IMAGE_URI=$(jq -r '."hv:imagelist"."hv:images"[0]."hv:image"."hv:uri"' list.json)
+[ "$IMAGE_URI" = "$BASE_URL/demo.qcow2" ] || die "the image's hv:uri is $IMAGE_URI, not $BASE_URL/demo.qcow2"
+[[ $IMAGE_SHA512 =~ ^[0-9a-f]{128}$ ]] || die "no sl:checksum:sha512 for the image in list.json"
 summary+=("list          list.json (version 1, expires $expires)")
 
-# --- 6. sign -------------------------------------------------------------------
+# --- 7. sign -------------------------------------------------------------------
 step "Sign the list" \
 	"The signed form is S/MIME: the JSON, then a detached PKCS#7 signature made with" \
 	"the endorser's key. This is the file a site downloads."
@@ -287,7 +411,7 @@ head -n 6 list.signed | tr -d '\r'
 echo '   [...]'
 summary+=("signed list   list.signed")
 
-# --- 7. verify with vmtrust ----------------------------------------------------
+# --- 8. verify with vmtrust ----------------------------------------------------
 step "Verify the list as a subscribing site would" \
 	"'vmtrust imagelist verify' runs every check vmcatcher runs, and prints each one:" \
 	"the signature, the certificate chain to a CA in trust/, the CRL, the CA's" \
@@ -302,7 +426,7 @@ cmp <(tr -d '\r' <verified.json) <(tr -d '\r' <list.json) ||
 ok "the verified content is exactly the list the endorser wrote"
 summary+=("verify        accepted (exit 0)")
 
-# --- 8. interop with OpenSSL ---------------------------------------------------
+# --- 9. interop with OpenSSL ---------------------------------------------------
 step "Check the same file with OpenSSL (interoperability)" \
 	"Other tools (vmcatcher, cloudkeeper, atrope) verify with OpenSSL. 'openssl smime'" \
 	"checks the signature, the chain to trust/ and the CRL (-crl_check) — but not the" \
@@ -315,14 +439,14 @@ cmp <(tr -d '\r' <openssl-content.json) <(tr -d '\r' <list.json) ||
 ok "OpenSSL extracts the same JSON"
 summary+=("openssl smime accepted (exit 0)")
 
-# --- 9. tampering --------------------------------------------------------------
+# --- 10. tampering -------------------------------------------------------------
 step "Tamper with the list: one byte changed" \
 	"An attacker between the endorser and the site changes the image's download" \
-	"address to a look-alike host (vmtrust-demo -> vmtrust-dem0). One byte differs;" \
+	"address to a server of its own (127.0.0.1 -> 127.0.0.7). One byte differs;" \
 	"the signature no longer matches the content."
 
 run cp list.signed tampered.signed
-run sed -i 's|vmtrust-demo\.example/demo\.qcow2|vmtrust-dem0.example/demo.qcow2|' tampered.signed
+run sed -i "s|//127\.0\.0\.1:$port/demo\.qcow2|//127.0.0.7:$port/demo.qcow2|" tampered.signed
 show "cmp -l list.signed tampered.signed"
 diffs=$(cmp -l list.signed tampered.signed || true)
 printf '%s\n' "$diffs"
@@ -337,7 +461,7 @@ expect_failure "OpenSSL reports a digest failure" \
 	openssl smime -verify -in tampered.signed -CApath trust -crl_check -purpose any -out /dev/null
 summary+=("tampered      rejected by vmtrust (exit $tamper_rc) and by openssl")
 
-# --- 10. expiry ----------------------------------------------------------------
+# --- 11. expiry ----------------------------------------------------------------
 step "Expiry: the same list, checked after it expired" \
 	"A list is only valid until dc:date:expires ($expires). A site that keeps using" \
 	"an old list would keep trusting images the endorser has since withdrawn." \
@@ -348,7 +472,135 @@ expect_exit 32 "list expired" \
 	vmtrust imagelist verify --ca-dir trust --at "$at" list.signed
 summary+=("expired       rejected at $at (exit $last_rc)")
 
-# --- 11. revocation ------------------------------------------------------------
+# --- 12. publish ---------------------------------------------------------------
+step "Publish the signed list and the image" \
+	"The endorser puts the signed list and the image on its web server. A site" \
+	"needs only the list's address, $LIST_URL;" \
+	"the list says where the image is and what exactly it must be (size, sha512)."
+
+run cp list.signed www/image.list
+run cp image/demo.qcow2 www/demo.qcow2
+run ls -l www
+summary+=("published     $LIST_URL (version 1)")
+
+# --- 13. the site subscribes ---------------------------------------------------
+step "The site trusts the endorser and subscribes to its list" \
+	"The site names the endorser it trusts by its certificate's subject and issuer," \
+	"then subscribes to the list's address with that endorser as the only allowed" \
+	"signer. --ca-bundle ca/ca.pem: only the demo CA is trusted for the server's TLS" \
+	"certificate. site.toml is the site's configuration (its trust directory);" \
+	"site-state/ holds its catalog and image cache."
+
+toml_trust=${WORK//\\/\\\\}/trust # a TOML string: \ and " escaped
+toml_trust=${toml_trust//\"/\\\"}
+printf '# vmtrust configuration of the demo site (a real site uses /etc/vmtrust/vmtrust.toml).\ntrust_dir = "%s"\n' \
+	"$toml_trust" >site.toml
+show "cat site.toml"
+cat site.toml
+run openssl x509 -in endorser/endorser.pem -noout -subject -issuer -nameopt compat
+endorser_dn=$(openssl x509 -in endorser/endorser.pem -noout -subject -nameopt compat)
+endorser_dn=${endorser_dn#subject=}
+endorser_ca=$(openssl x509 -in endorser/endorser.pem -noout -issuer -nameopt compat)
+endorser_ca=${endorser_ca#issuer=}
+[ "$endorser_dn" = "$ENDORSER_DN" ] || die "the endorser certificate's subject is '$endorser_dn', expected '$ENDORSER_DN'"
+run vmtrust "${SITE_ARGS[@]}" endorser add demo-endorser --dn "$endorser_dn" --ca "$endorser_ca"
+run vmtrust "${SITE_ARGS[@]}" endorser list
+run vmtrust "${SITE_ARGS[@]}" subscribe "$LIST_URL" --endorser demo-endorser --ca-bundle ca/ca.pem
+run vmtrust "${SITE_ARGS[@]}" subscriptions
+summary+=("site          site.toml, site-state/ (endorser demo-endorser, 1 subscription)")
+
+# --- 14. update: download and cache --------------------------------------------
+step "The site updates: the image is downloaded and cached" \
+	"'vmtrust update' fetches the list over HTTPS, verifies it as in step 8 with" \
+	"demo-endorser as the only allowed signer, then downloads the image, checks its" \
+	"size and sha512 against the list and keeps it read-only in site-state/cache/." \
+	"An image may be used (is admissible) only while it is cached there."
+
+expect_exit 0 "list accepted, image cached" vmtrust "${SITE_ARGS[@]}" update
+run vmtrust "${SITE_ARGS[@]}" images
+run vmtrust "${SITE_ARGS[@]}" subscriptions
+show "vmtrust $(quote "${SITE_ARGS[@]}") images --json | jq '.images[] | {ID, State, admissible, Path}'"
+vmtrust "${SITE_ARGS[@]}" images --json | jq '.images[] | {ID, State, admissible, Path}'
+expect_image cached true
+cached=$SITE/cache/$IMAGE_ID
+[ "$image_path" = "$cached" ] || die "the image's path is $image_path, expected $cached"
+[ -f "$cached" ] || die "$cached does not exist"
+mode=$(stat -c %a "$cached")
+((8#$mode & 8#222)) && die "$cached is writable (mode $mode); the cache keeps images read-only"
+ok "$cached exists, mode $mode (read-only)"
+show "sha512sum $cached"
+sum=$(sha512sum "$cached")
+echo "$sum"
+[ "${sum%% *}" = "$IMAGE_SHA512" ] || die "the cached file's sha512 differs from the list's sl:checksum:sha512 $IMAGE_SHA512"
+ok "its sha512 is the list's sl:checksum:sha512"
+summary+=("update        version 1 accepted; image cached in site-state/cache/, admissible")
+
+# --- 15. refusal: someone else's list ------------------------------------------
+step "Refused: a list signed by someone else" \
+	"Someone else, with a valid certificate from the same CA, puts a list of their own" \
+	"(version 2) on the server. Its signature and certificate chain are fine, but the" \
+	"signer is not demo-endorser: update refuses the list (exit 4). The site keeps" \
+	"version 1, and the cached image stays admissible."
+
+mkdir -p other
+run openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out other/other.key
+run openssl req -new -config openssl.cnf -key other/other.key -out other/other.csr -subj "$OTHER_DN"
+run openssl ca -batch -config openssl.cnf -extensions v3_endorser -notext -preserveDN \
+	-in other/other.csr -out other/other.pem
+run vmtrust imagelist create --spec spec.json --cert other/other.pem --bump list.json -o other/list.json
+run vmtrust imagelist sign --cert other/other.pem --key other/other.key -o www/image.list other/list.json
+expect_exit 4 "a subscription failed: its list is not signed by demo-endorser" \
+	vmtrust "${SITE_ARGS[@]}" update
+run vmtrust "${SITE_ARGS[@]}" subscriptions
+last_error=$(subscription LastError)
+[[ $last_error == *"$OTHER_DN"*"not an authorised endorser"* ]] ||
+	die "the subscription's last error does not name the unauthorised signer: '$last_error'"
+ok "the subscription records why: $OTHER_DN is not an authorised endorser"
+[ "$(subscription Version)" = 1 ] || die "the subscription's accepted version is no longer 1"
+expect_image cached true
+summary+=("other signer  list refused by update (exit 4); version 1 kept")
+
+# --- 16. withdrawal ------------------------------------------------------------
+step "The endorser withdraws the image; the next update expires it" \
+	"The image must no longer be used (say, a security hole was found in it). The" \
+	"endorser publishes version 2 of the list without it (--bump: previous version" \
+	"plus one). At its next update the site marks the image revoked and moves its" \
+	"file out of the cache into site-state/expired/: it is no longer admissible."
+
+run_to spec-v2.json jq '.images = []' spec.json
+run vmtrust imagelist create --spec spec-v2.json --cert endorser/endorser.pem --bump list.signed -o list-v2.json
+run vmtrust imagelist sign --cert endorser/endorser.pem --key endorser/endorser.key -o list-v2.signed list-v2.json
+run cp list-v2.signed www/image.list
+expect_exit 0 "version 2 accepted" vmtrust "${SITE_ARGS[@]}" update
+run vmtrust "${SITE_ARGS[@]}" images
+run vmtrust "${SITE_ARGS[@]}" subscriptions
+[ "$(subscription Version)" = 2 ] || die "the subscription's accepted version is not 2"
+expect_image revoked false
+[[ $image_path == "$SITE/expired/$IMAGE_ID".* ]] || die "the image's path is $image_path, expected $SITE/expired/$IMAGE_ID.<timestamp>"
+[ -f "$image_path" ] || die "$image_path does not exist"
+[ ! -e "$cached" ] || die "$cached is still in the cache"
+run ls -l "$SITE/cache" "$SITE/expired"
+ok "the file moved from cache/ to expired/${image_path##*/}"
+summary+=("withdrawal    version 2 accepted; image revoked, file in site-state/expired/")
+
+# --- 17. refusal: rollback -----------------------------------------------------
+step "Refused: the old list replayed (rollback)" \
+	"An attacker who controls the server serves the old version 1 again, to bring" \
+	"the withdrawn image back. Its signature is genuine, but version 1 is older than" \
+	"the accepted version 2: update refuses it (exit 4) and the image stays revoked."
+
+run cp list.signed www/image.list
+expect_exit 4 "a subscription failed: rollback to an older list" vmtrust "${SITE_ARGS[@]}" update
+run vmtrust "${SITE_ARGS[@]}" subscriptions
+last_error=$(subscription LastError)
+[[ $last_error == *rollback* ]] || die "the subscription's last error does not say rollback: '$last_error'"
+ok "the subscription records why: $last_error"
+[ "$(subscription Version)" = 2 ] || die "the subscription's accepted version is no longer 2"
+expect_image revoked false
+[ ! -e "$cached" ] || die "$cached is back in the cache"
+summary+=("rollback      old version 1 refused by update (exit 4); image stays revoked")
+
+# --- 18. revocation ------------------------------------------------------------
 step "Revocation: the endorser's key is compromised" \
 	"The CA revokes the endorser's certificate and publishes a new CRL; the site's" \
 	"trust directory picks it up (as fetch-crl does). Every list that key signed is" \
@@ -368,6 +620,13 @@ expect_failure "OpenSSL reports the certificate revoked" \
 summary+=("revoked       rejected by vmtrust (exit $revoke_rc) and by openssl")
 
 # --- summary -------------------------------------------------------------------
+printf '\n%sStopping the web server (PID %s).%s\n' "$BOLD" "$server_pid" "$OFF"
+pid=$server_pid
+show "kill $pid"
+stop_server
+! kill -0 "$pid" 2>/dev/null || die "the web server (PID $pid) is still running"
+ok "the web server is stopped"
+
 trap - ERR
 printf '\n%s== Summary ==%s\n' "$BOLD" "$OFF"
 printf '   %s\n' "${summary[@]}"
@@ -376,8 +635,12 @@ cat <<EOF
    The endorser built a real qcow2 image, listed it and signed the list; the site
    accepted it with vmtrust and with OpenSSL, and refused it when one byte was
    changed (exit 15), when it had expired (exit 32) and when the endorser's
-   certificate was revoked (exit 25). All files are in $WORK.
-   Try: $VMTRUST_BIN imagelist verify --ca-dir $WORK/trust --json $WORK/list.signed
+   certificate was revoked (exit 25). Over HTTPS, the site subscribed to the
+   list, cached the image, refused a list signed by someone else and a replayed
+   old list (exit 4), and expired the image once the endorser withdrew it.
+   All files are in $WORK.
+   Try: $(quote "$VMTRUST_BIN" imagelist verify --ca-dir "$WORK/trust" --json "$WORK/list.signed")
+        $(quote "$VMTRUST_BIN" --config "$WORK/site.toml" --state "$SITE" images)
 
 ${OK}Demo finished: every expectation held.${OFF}
 EOF
