@@ -175,7 +175,7 @@ stop_leftover_server() {
 expect_image() {
 	local got state admissible
 	got=$(vmtrust "${SITE_ARGS[@]}" images --json |
-		jq -r --arg id "$IMAGE_ID" '.images[] | select(.ID == $id) | [.State, .admissible, .Path] | @tsv')
+		jq -r --arg id "$IMAGE_ID" '.images[] | select(.id == $id) | [.state, .admissible, .path] | @tsv')
 	IFS=$'\t' read -r state admissible image_path <<<"$got"
 	[ "$state $admissible" = "$1 $2" ] ||
 		die "expected image $IMAGE_ID to be $1 with admissible=$2; 'vmtrust images --json' says: ${got:-no such image}"
@@ -519,8 +519,8 @@ step "The site updates: the image is downloaded and cached" \
 expect_exit 0 "list accepted, image cached" vmtrust "${SITE_ARGS[@]}" update
 run vmtrust "${SITE_ARGS[@]}" images
 run vmtrust "${SITE_ARGS[@]}" subscriptions
-show "vmtrust $(quote "${SITE_ARGS[@]}") images --json | jq '.images[] | {ID, State, admissible, Path}'"
-vmtrust "${SITE_ARGS[@]}" images --json | jq '.images[] | {ID, State, admissible, Path}'
+show "vmtrust $(quote "${SITE_ARGS[@]}") images --json | jq '.images[] | {id, state, admissible, path}'"
+vmtrust "${SITE_ARGS[@]}" images --json | jq '.images[] | {id, state, admissible, path}'
 expect_image cached true
 cached=$SITE/cache/$IMAGE_ID
 [ "$image_path" = "$cached" ] || die "the image's path is $image_path, expected $cached"
@@ -552,11 +552,11 @@ run vmtrust imagelist sign --cert other/other.pem --key other/other.key -o www/i
 expect_exit 4 "a subscription failed: its list is not signed by demo-endorser" \
 	vmtrust "${SITE_ARGS[@]}" update
 run vmtrust "${SITE_ARGS[@]}" subscriptions
-last_error=$(subscription LastError)
+last_error=$(subscription last_error)
 [[ $last_error == *"$OTHER_DN"*"not an authorised endorser"* ]] ||
 	die "the subscription's last error does not name the unauthorised signer: '$last_error'"
 ok "the subscription records why: $OTHER_DN is not an authorised endorser"
-[ "$(subscription Version)" = 1 ] || die "the subscription's accepted version is no longer 1"
+[ "$(subscription version)" = 1 ] || die "the subscription's accepted version is no longer 1"
 expect_image cached true
 summary+=("other signer  list refused by update (exit 4); version 1 kept")
 
@@ -574,7 +574,7 @@ run cp list-v2.signed www/image.list
 expect_exit 0 "version 2 accepted" vmtrust "${SITE_ARGS[@]}" update
 run vmtrust "${SITE_ARGS[@]}" images
 run vmtrust "${SITE_ARGS[@]}" subscriptions
-[ "$(subscription Version)" = 2 ] || die "the subscription's accepted version is not 2"
+[ "$(subscription version)" = 2 ] || die "the subscription's accepted version is not 2"
 expect_image revoked false
 [[ $image_path == "$SITE/expired/$IMAGE_ID".* ]] || die "the image's path is $image_path, expected $SITE/expired/$IMAGE_ID.<timestamp>"
 [ -f "$image_path" ] || die "$image_path does not exist"
@@ -592,10 +592,10 @@ step "Refused: the old list replayed (rollback)" \
 run cp list.signed www/image.list
 expect_exit 4 "a subscription failed: rollback to an older list" vmtrust "${SITE_ARGS[@]}" update
 run vmtrust "${SITE_ARGS[@]}" subscriptions
-last_error=$(subscription LastError)
+last_error=$(subscription last_error)
 [[ $last_error == *rollback* ]] || die "the subscription's last error does not say rollback: '$last_error'"
 ok "the subscription records why: $last_error"
-[ "$(subscription Version)" = 2 ] || die "the subscription's accepted version is no longer 2"
+[ "$(subscription version)" = 2 ] || die "the subscription's accepted version is no longer 2"
 expect_image revoked false
 [ ! -e "$cached" ] || die "$cached is back in the cache"
 summary+=("rollback      old version 1 refused by update (exit 4); image stays revoked")

@@ -118,9 +118,9 @@ func (w *siteWorld) subscribe(t *testing.T) {
 }
 
 type imageRow struct {
-	ID         string `json:"ID"`
-	State      string `json:"State"`
-	Path       string `json:"Path"`
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Path       string `json:"path"`
 	Admissible bool   `json:"admissible"`
 	Verified   string `json:"verified"`
 }
@@ -146,6 +146,11 @@ const img1 = "8c0a7d1e-1111-4c4c-8d8d-000000000001"
 func TestSiteCommands(t *testing.T) {
 	w := newSiteWorld(t)
 	w.subscribe(t)
+	for _, bad := range []string{"http://127.0.0.1/image.list", "https://127.0.0.1:/image.list", "file://relative/x", "ftp://h/x"} {
+		if code, _, _ := w.vm(t, "subscribe", bad, "--endorser", "site"); code != exitUsage {
+			t.Errorf("subscribe %s: exit %d, want %d", bad, code, exitUsage)
+		}
+	}
 	if code, _, errs := w.vm(t, "endorser", "remove", "site"); code != exitInput || !strings.Contains(errs, "in use") {
 		t.Fatalf("endorser remove while subscribed: %d %s", code, errs)
 	}

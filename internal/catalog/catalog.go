@@ -90,9 +90,9 @@ var (
 // identified by the subject and issuer of its certificate in OpenSSL
 // "oneline" form, as hv:dn and hv:ca carry them.
 type Endorser struct {
-	Name  string    // unique; a safe identifier (see ValidName)
-	DN    string    // subject, e.g. "/C=DE/O=GermanGrid/OU=DESY/CN=Name"
-	CA    string    // issuer of the subject's certificate
+	Name  string    `json:"name"` // unique; a safe identifier (see ValidName)
+	DN    string    `json:"dn"`   // subject, e.g. "/C=DE/O=GermanGrid/OU=DESY/CN=Name"
+	CA    string    `json:"ca"`   // issuer of the subject's certificate
 	Added time.Time // zero means the time of the call
 }
 
@@ -111,26 +111,26 @@ const (
 
 // Subscription is one image list the site follows.
 type Subscription struct {
-	ID        int64     // assigned by AddSubscription; never reused
-	URL       string    // where the list is fetched; unique
-	Endorser  string    // Endorser.Name authorised to sign this list
-	NewImages NewImages // what to do with images new to the list
-	CABundle  string    // optional path of extra TLS roots for URL
-	Created   time.Time // zero means the time of the call
+	ID        int64     `json:"id"`         // assigned by AddSubscription; never reused
+	URL       string    `json:"url"`        // where the list is fetched; unique
+	Endorser  string    `json:"endorser"`   // Endorser.Name authorised to sign this list
+	NewImages NewImages `json:"new_images"` // what to do with images new to the list
+	CABundle  string    `json:"ca_bundle"`  // optional path of extra TLS roots for URL
+	Created   time.Time `json:"created"`    // zero means the time of the call
 
 	// Identifier is the list's dc:identifier. It may be set when the
 	// subscription is added, to pin the list; otherwise the first accepted
 	// list sets it. Once set, AcceptList refuses other identifiers.
-	Identifier string
+	Identifier string `json:"identifier"`
 
 	// Set by RecordAttempt only.
-	LastAttempt time.Time // last fetch attempt, successful or not
-	LastSuccess time.Time // last attempt that ended without error
-	LastError   string    // error of the last attempt; "" after a success
+	LastAttempt time.Time `json:"last_attempt"` // last fetch attempt, successful or not
+	LastSuccess time.Time `json:"last_success"` // last attempt that ended without error
+	LastError   string    `json:"last_error"`   // error of the last attempt; "" after a success
 
 	// Set by AcceptList only: the accepted list.
-	Version    string // its hv:version; "" before the first list
-	ListSHA512 string // SHA-512 (hex) of its signed bytes
+	Version    string `json:"version"`     // its hv:version; "" before the first list
+	ListSHA512 string `json:"list_sha512"` // SHA-512 (hex) of its signed bytes
 }
 
 // SubscriptionUpdate holds the settings of a subscription that may change
@@ -170,23 +170,23 @@ const (
 // Image is one image of a subscription's list. (SubscriptionID, ID) is
 // unique.
 type Image struct {
-	ID             string // dc:identifier
-	SubscriptionID int64
-	ListVersion    string // hv:version of the list that last carried it; set by AcceptList
-	Title          string
-	Version        string // hv:version of the image
-	Size           int64  // hv:size, bytes
-	SHA512         string // sl:checksum:sha512, lower-case hex
-	URI            string
-	Format         string
-	Expires        time.Time  // effective expiry; zero means none
-	State          ImageState // required
-	Path           string     // file in the cache, or ""
-	UpdatedAt      time.Time  // set by the store
+	ID             string     `json:"id"` // dc:identifier
+	SubscriptionID int64      `json:"subscription_id"`
+	ListVersion    string     `json:"list_version"` // hv:version of the list that last carried it; set by AcceptList
+	Title          string     `json:"title"`
+	Version        string     `json:"version"` // hv:version of the image
+	Size           int64      `json:"size"`    // hv:size, bytes
+	SHA512         string     `json:"sha512"`  // sl:checksum:sha512, lower-case hex
+	URI            string     `json:"uri"`
+	Format         string     `json:"format"`
+	Expires        time.Time  `json:"expires"`    // effective expiry; zero means none
+	State          ImageState `json:"state"`      // required
+	Path           string     `json:"path"`       // file in the cache, or ""
+	UpdatedAt      time.Time  `json:"updated_at"` // set by the store
 
 	// Attrs keeps other list fields verbatim (for example "sl:arch",
 	// "hv:hypervisor", "ad:vo") so events can be built without the list.
-	Attrs map[string]string
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 // ImageFilter selects images; zero fields match everything.

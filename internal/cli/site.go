@@ -44,6 +44,12 @@ func openSite(ctx context.Context, g *Globals) (*site, error) {
 	if g.State == "" {
 		return nil, usageErr(errors.New("no state directory: give --state or set VMTRUST_STATE"))
 	}
+	// Paths in the catalog must not depend on the working directory.
+	abs, err := filepath.Abs(g.State)
+	if err != nil {
+		return nil, usageErr(err)
+	}
+	g.State = abs
 	if err := os.MkdirAll(g.State, 0o755); err != nil {
 		return nil, inputErr(fmt.Errorf("state directory: %w", err))
 	}

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -33,6 +35,9 @@ otherwise the first accepted list sets it, and a list with another one is
 refused from then on.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkListURL(args[0]); err != nil {
+				return usageErr(err)
+			}
 			if bundle != "" {
 				abs, err := filepath.Abs(bundle)
 				if err != nil {
@@ -130,6 +135,8 @@ type subscriptionView struct {
 func viewSubscription(sub catalog.Subscription, staleAfter time.Duration, now time.Time) subscriptionView {
 	v := subscriptionView{Subscription: sub}
 	switch {
+	case sub.LastSuccess.IsZero() && sub.LastError != "":
+		v.Stale, v.Status = true, "never updated; last attempt failed: "+sub.LastError
 	case sub.LastSuccess.IsZero():
 		v.Stale, v.Status = true, "never updated"
 	case now.Sub(sub.LastSuccess) > staleAfter:
@@ -180,4 +187,25 @@ attacker, and its images are no longer admissible.`,
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
 	return c
+}
+
+// checkListURL accepts https://HOST[:PORT]/... and file:///ABSOLUTE/PATH.
+func checkListURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("list URL %q: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Hostname() == "" || strings.HasSuffix(u.Host, ":") {
+			return fmt.Errorf("list URL %q: want https://HOST[:PORT]/PATH", raw)
+		}
+	case "file":
+		if u.Host != "" && u.Host != "localhost" || !strings.HasPrefix(u.Path, "/") {
+			return fmt.Errorf("list URL %q: want file:///ABSOLUTE/PATH", raw)
+		}
+	default:
+		return fmt.Errorf("list URL %q: only https:// (certificate verified) and file:// are accepted", raw)
+	}
+	return nil
 }

@@ -28,6 +28,7 @@
 package update
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha512"
 	"encoding/hex"
@@ -40,6 +41,7 @@ import (
 	"time"
 
 	"github.com/vmtrust/vmtrust/imagelist"
+	"github.com/vmtrust/vmtrust/imagelist/smime"
 	"github.com/vmtrust/vmtrust/internal/cache"
 	"github.com/vmtrust/vmtrust/internal/catalog"
 	"github.com/vmtrust/vmtrust/internal/endorse"
@@ -202,7 +204,7 @@ func (u *Updater) one(ctx context.Context, sub catalog.Subscription) (SubResult,
 	reject := func(outcome Outcome, reason string, err error) error {
 		res.Outcome, res.Reason, res.Error = outcome, reason, err.Error()
 		log.Warn("list not accepted", "outcome", outcome, "reason", reason, "error", err)
-		if rerr := u.store.RecordAttempt(ctx, sub.ID, now, err); rerr != nil {
+		if rerr := u.store.RecordAttempt(ctx, sub.ID, now, fmt.Errorf("%s: %w", reason, err)); rerr != nil {
 			return rerr
 		}
 		_, rerr := u.store.AppendEvents(ctx, catalog.Event{Type: catalog.EventListRejected, SubscriptionID: sub.ID,
@@ -258,7 +260,7 @@ func (u *Updater) decide(ctx context.Context, sub catalog.Subscription, e catalo
 		Endorsers: []endorse.Endorser{{DN: e.DN, CA: e.CA}},
 	})
 	if !rep.OK {
-		if err := reject(Rejected, string(rep.Reason), rep.Err()); err != nil {
+		if err := reject(Rejected, string(rep.Reason), errors.New(rep.Error)); err != nil {
 			return err
 		}
 		if rep.Reason == endorse.ReasonRevoked {
@@ -283,9 +285,18 @@ func (u *Updater) decide(ctx context.Context, sub catalog.Subscription, e catalo
 	if sub.Version != "" {
 		switch c := imagelist.CompareVersions(l.Version, sub.Version); {
 		case c < 0:
-			return reject(Rejected, ReasonRollback, fmt.Errorf("hv:version %q is older than the accepted %q (rollback)", l.Version, sub.Version))
+			return reject(Rejected, ReasonRollback, fmt.Errorf("hv:version %q is older than the accepted %q", l.Version, sub.Version))
 		case c == 0 && digest != sub.ListSHA512:
-			return reject(Rejected, ReasonSameVersion, fmt.Errorf("hv:version %q is the accepted version, but the list differs; an endorser must raise the version", l.Version))
+			same, err := u.sameContent(ctx, sub, rep.Content)
+			if err != nil {
+				return err
+			}
+			if !same {
+				return reject(Rejected, ReasonSameVersion, fmt.Errorf("hv:version %q is the accepted version, but its content differs; an endorser must raise the version", l.Version))
+			}
+			// The same list, signed again: nothing changes.
+			res.Outcome = Unchanged
+			return u.store.RecordAttempt(ctx, sub.ID, now, nil)
 		case c == 0:
 			res.Outcome = Unchanged
 			return u.store.RecordAttempt(ctx, sub.ID, now, nil)
@@ -337,6 +348,20 @@ func (u *Updater) decide(ctx context.Context, sub catalog.Subscription, e catalo
 	}
 	res.Outcome, res.Version = Accepted, l.Version
 	return u.store.RecordAttempt(ctx, sub.ID, now, nil)
+}
+
+// sameContent reports whether the accepted list's signed content equals
+// content (a list signed again without change).
+func (u *Updater) sameContent(ctx context.Context, sub catalog.Subscription, content []byte) (bool, error) {
+	lv, err := u.store.ListVersion(ctx, sub.ID, sub.Version)
+	if err != nil {
+		return false, err
+	}
+	m, err := smime.Split(lv.Raw)
+	if err != nil {
+		return false, nil
+	}
+	return bytes.Equal(m.Content, content), nil
 }
 
 // markAll sets every image of a subscription that is still endorsed to
@@ -512,7 +537,7 @@ func attrs(l *imagelist.List, im *imagelist.Image) map[string]string {
 	m := map[string]string{
 		"dc:description": im.Description, "hv:hypervisor": im.Hypervisor, "sl:arch": im.Arch,
 		"sl:comments": im.Comments, "sl:os": im.OS, "sl:osversion": im.OSVersion,
-		"ad:mpuri": im.MPURI, "il:dc:identifier": l.Identifier,
+		"ad:mpuri": im.MPURI, "il:dc:identifier": l.Identifier, "sl:osname": im.OSName,
 	}
 	vo := im.VO
 	if vo == "" {

@@ -267,6 +267,24 @@ func TestHappyPath(t *testing.T) {
 	}
 }
 
+// The same list signed again (new signature, same content) is not a new
+// version and not a conflict.
+func TestResignedListUnchanged(t *testing.T) {
+	w := newWorld(t, catalog.NewImagesSubscribe)
+	l := w.list("2", w.image(1, data(1000, "a")))
+	first := w.publish(l, endorser)
+	if r := w.update(); r.Outcome != update.Accepted {
+		t.Fatalf("first update = %+v", r)
+	}
+	time.Sleep(1100 * time.Millisecond) // a new signingTime, so new signed bytes
+	if again := w.publish(l, endorser); bytes.Equal(again, first) {
+		t.Fatal("the second signature is byte-identical; the test proves nothing")
+	}
+	if r := w.update(); r.Outcome != update.Unchanged {
+		t.Fatalf("update of a re-signed list = %+v, want unchanged", r)
+	}
+}
+
 func TestListRules(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
