@@ -74,7 +74,7 @@ if [ "$$budget" -gt 0 ] && [[ $$fuzztime =~ ^([0-9]+)s$$ ]] && [ $$(( BASH_REMAT
 fi; \
 echo "fuzz: $$count targets, $$fuzztime each"; \
 log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-crashers() { find "$$1" -type f 2>/dev/null | wc -l; }; \
+crashers() { { find "$$1" -type f 2>/dev/null || true; } | wc -l; }; \
 fuzz_one() { $(GO) test -run='^$$' -fuzz="^$$2\$$" -fuzztime="$$fuzztime" -fuzzminimizetime=$(FUZZMINIMIZE) "$$1" 2>&1 | tee "$$log"; }; \
 failed=(); start=$$SECONDS; \
 for t in "$${targets[@]}"; do \
