@@ -117,8 +117,13 @@ type Writer struct {
 	f      *os.File
 	h      hash.Hash
 	n      int64
+	synced int64 // bytes whose write-back to disk has been started
 	closed bool
 }
+
+// writeBackChunk is how much is written before write-back to the disk is
+// started, so that Commit's fsync finds little left to do.
+const writeBackChunk = 64 << 20
 
 // Create starts or resumes the download of an image into partial/. Bytes
 // already in partial/ are kept (their digest is recomputed) when they do not
@@ -179,6 +184,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
+	if w.n-w.synced >= writeBackChunk {
+		startWriteBack(w.f, w.synced, w.n-w.synced)
+		w.synced = w.n
+	}
 	return n, err
 }
 
