@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 type siteWorld struct {
 	*endorserWorld
 	srv      *httptest.Server
+	mu       sync.Mutex // guards files, read by the server's goroutines
 	files    map[string][]byte
 	slow     atomic.Bool // serve images slowly (for the kill test)
 	state    string
@@ -47,7 +49,9 @@ func newSiteWorld(t *testing.T) *siteWorld {
 	w := &siteWorld{endorserWorld: newEndorserWorld(t), files: map[string][]byte{}}
 	w.state = filepath.Join(w.dir, "state")
 	w.srv = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
 		b, ok := w.files[r.URL.Path]
+		w.mu.Unlock()
 		if !ok {
 			http.NotFound(rw, r)
 			return
@@ -73,6 +77,8 @@ func newSiteWorld(t *testing.T) *siteWorld {
 // publish creates and signs a list with the files given and serves it.
 func (w *siteWorld) publish(t *testing.T, version string, images map[string][]byte) {
 	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	l := &imagelist.List{Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Identifier: "5d5e7c4e-2f1a-4f43-9d3c-0a9a4f1b2c3d",
 		Title: "CLI site list", Description: "d", Source: "https://site.test/", URI: w.srv.URL + "/image.list", Version: version,
 		Endorser: imagelist.Endorser{DN: "/DC=org/DC=vmtrust-test/CN=CLI Endorser", CA: "/DC=org/DC=vmtrust-test/CN=CLI CA", Email: "a@site.test", Creator: "admins"}}

@@ -116,6 +116,7 @@ type Writer struct {
 	exp    Expect
 	f      *os.File
 	h      hash.Hash
+	hw     *AsyncWriter // feeds h on its own goroutine
 	n      int64
 	synced int64 // bytes whose write-back to disk has been started
 	closed bool
@@ -163,6 +164,7 @@ func (c *Cache) Create(exp Expect) (*Writer, error) {
 		n = 0
 	}
 	w.n = n
+	w.hw = NewAsyncWriter(w.h, 8, 256<<10)
 	if n > 0 {
 		c.log.Info("resuming download", "image.id", exp.ID, "bytes", n)
 	}
@@ -182,7 +184,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: image %s: more than %d bytes", ErrTooLarge, w.exp.ID, w.exp.Size)
 	}
 	n, err := w.f.Write(p)
-	w.h.Write(p[:n])
+	w.hw.Write(p[:n]) // hashing never fails
 	w.n += int64(n)
 	if w.n-w.synced >= writeBackChunk {
 		startWriteBack(w.f, w.synced, w.n-w.synced)
@@ -204,6 +206,7 @@ func (w *Writer) Commit() (string, error) {
 		os.Remove(p)
 		return "", err
 	}
+	w.hw.Close()
 	if w.n != w.exp.Size {
 		return fail(fmt.Errorf("%w: image %s: %d bytes, endorsed %d", ErrSize, w.exp.ID, w.n, w.exp.Size))
 	}
@@ -235,6 +238,7 @@ func (w *Writer) Abort(keep bool) error {
 		return nil
 	}
 	w.closed = true
+	w.hw.Close()
 	err := w.f.Close()
 	if !keep {
 		if rerr := os.Remove(w.c.partial(w.exp.ID)); rerr != nil && !os.IsNotExist(rerr) {

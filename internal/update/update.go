@@ -490,7 +490,7 @@ func (u *Updater) fetchImage(ctx context.Context, sub catalog.Subscription, f Fe
 	err = fetch.Backoff{Base: u.o.RetryBase}.Retry(ctx, u.o.Retries+1, func() error {
 		// Decrypting and hashing run on two cores; w.Offset is read only
 		// once the previous attempt's bytes are all written.
-		aw := newAsyncWriter(sink, 8, 256<<10)
+		aw := cache.NewAsyncWriter(sink, 8, 256<<10)
 		_, err := f.Download(ctx, im.URI, aw, w.Offset(), im.Size)
 		if cerr := aw.Close(); err == nil {
 			err = cerr

@@ -1,4 +1,4 @@
-package update
+package cache
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ func (l *limited) Write(p []byte) (int, error) {
 func TestAsyncWriter(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 100_000)
 	var dst bytes.Buffer
-	a := newAsyncWriter(&dst, 4, 1000)
+	a := NewAsyncWriter(&dst, 4, 1000)
 	if _, err := io.Copy(a, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestAsyncWriter(t *testing.T) {
 	}
 	// A consumer error reaches the producer, and nothing past it is written.
 	l := &limited{max: 5000}
-	a = newAsyncWriter(l, 4, 1000)
+	a = NewAsyncWriter(l, 4, 1000)
 	_, werr := io.Copy(a, bytes.NewReader(data))
 	cerr := a.Close()
 	if werr == nil && cerr == nil {

@@ -1,15 +1,15 @@
-package update
+package cache
 
 import (
 	"io"
 	"sync"
 )
 
-// asyncWriter decouples the network from the disk: the goroutine reading
-// the response (TLS decryption) hands full buffers to another goroutine that
-// hashes and writes them, so the two run on different cores. Memory is
+// AsyncWriter hands full buffers from the goroutine that writes to it to
+// another goroutine that passes them on, so the two run on different cores
+// (decrypting a download and hashing it, say). Memory is
 // bounded by depth buffers of size bytes; a slow consumer blocks Write.
-type asyncWriter struct {
+type AsyncWriter struct {
 	w    io.Writer
 	ch   chan []byte
 	free chan []byte
@@ -19,8 +19,8 @@ type asyncWriter struct {
 	err error
 }
 
-func newAsyncWriter(w io.Writer, depth, size int) *asyncWriter {
-	a := &asyncWriter{w: w, ch: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
+func NewAsyncWriter(w io.Writer, depth, size int) *AsyncWriter {
+	a := &AsyncWriter{w: w, ch: make(chan []byte, depth), free: make(chan []byte, depth+1), done: make(chan struct{})}
 	for i := 0; i < depth+1; i++ {
 		a.free <- make([]byte, 0, size)
 	}
@@ -28,7 +28,7 @@ func newAsyncWriter(w io.Writer, depth, size int) *asyncWriter {
 	return a
 }
 
-func (a *asyncWriter) run() {
+func (a *AsyncWriter) run() {
 	defer close(a.done)
 	for b := range a.ch {
 		if a.failed() == nil {
@@ -42,7 +42,7 @@ func (a *asyncWriter) run() {
 	}
 }
 
-func (a *asyncWriter) failed() error {
+func (a *AsyncWriter) failed() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.err
@@ -50,7 +50,7 @@ func (a *asyncWriter) failed() error {
 
 // Write queues p. An error of the consumer is returned by a later Write or
 // by Close.
-func (a *asyncWriter) Write(p []byte) (int, error) {
+func (a *AsyncWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if err := a.failed(); err != nil {
@@ -66,7 +66,7 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 
 // Close waits until every queued byte is written and returns the first
 // error of the consumer.
-func (a *asyncWriter) Close() error {
+func (a *AsyncWriter) Close() error {
 	close(a.ch)
 	<-a.done
 	return a.failed()
