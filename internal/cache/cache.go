@@ -119,6 +119,7 @@ type Writer struct {
 	hw     *AsyncWriter // feeds h on its own goroutine
 	n      int64
 	synced int64 // bytes whose write-back to disk has been started
+	prev   int64 // start of the chunk whose write-back was started last
 	closed bool
 }
 
@@ -187,8 +188,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.hw.Write(p[:n]) // hashing never fails
 	w.n += int64(n)
 	if w.n-w.synced >= writeBackChunk {
-		startWriteBack(w.f, w.synced, w.n-w.synced)
-		w.synced = w.n
+		// Start writing this chunk to disk and wait for the one before,
+		// so little is left for Commit's fsync.
+		writeBack(w.f, w.prev, w.synced-w.prev, w.synced, w.n-w.synced)
+		w.prev, w.synced = w.synced, w.n
 	}
 	return n, err
 }
