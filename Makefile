@@ -81,11 +81,13 @@ for t in "$${targets[@]}"; do \
 	pkg=$${t% *}; name=$${t#* }; \
 	corpus=$$($(GO) list -f '{{.Dir}}' "$$pkg")/testdata/fuzz/$$name; before=$$(crashers "$$corpus"); \
 	echo "== fuzz: $$name in $$pkg"; \
-	fuzz_one "$$pkg" "$$name" && continue; \
-	if [ "$$(crashers "$$corpus")" -eq "$$before" ] && grep -q 'context deadline exceeded' "$$log"; then \
-		echo "fuzz: $$name hit 'context deadline exceeded' without a failing input: Go's fuzzing coordinator can miss its own -fuzztime deadline on a loaded machine (golang/go#75804); retrying once"; \
-		fuzz_one "$$pkg" "$$name" && continue; \
-	fi; \
+	ok=no; \
+	for try in 1 2 3; do \
+		if fuzz_one "$$pkg" "$$name"; then ok=yes; break; fi; \
+		[ "$$(crashers "$$corpus")" -eq "$$before" ] && grep -q 'context deadline exceeded' "$$log" || break; \
+		echo "fuzz: $$name hit 'context deadline exceeded' without a failing input (try $$try of 3): Go's fuzzing coordinator can miss its own -fuzztime deadline on a loaded machine (golang/go#75804); retrying"; \
+	done; \
+	[ "$$ok" = yes ] && continue; \
 	failed+=("$$name ($$pkg)"); \
 done; \
 echo "== fuzz: $$count targets in $$(( SECONDS - start ))s"; \
