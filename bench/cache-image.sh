@@ -153,20 +153,7 @@ log "making the test CA, endorser certificate, CRL, TLS CA and server certificat
 } >"$PKI/openssl.log" 2>&1 || { cat "$PKI/openssl.log" >&2; die "making the PKI with openssl"; }
 TLS_CA=$PKI/tls-ca.pem
 
-CA_HASH=$(openssl x509 -noout -hash -in "$PKI/ca.pem")
-CRL_HASH=$(openssl crl -noout -hash -in "$PKI/ca.crl")
-[[ $CA_HASH == "$CRL_HASH" ]] || die "CA hash $CA_HASH differs from CRL hash $CRL_HASH"
-cp "$PKI/ca.pem" "$CADIR/$CA_HASH.0"
-cp "$PKI/ca.crl" "$CADIR/$CA_HASH.r0"
-cat >"$CADIR/$CA_HASH.signing_policy" <<EOF
-access_id_CA X509 '$CA_SUBJ'
-pos_rights globus CA:sign
-cond_subjects globus '"/DC=org/DC=vmtrust-bench/*"'
-EOF
-ENDORSER_DN=$(openssl x509 -noout -subject -nameopt compat -in "$PKI/endorser.pem")
-ENDORSER_DN=${ENDORSER_DN#subject=}
-ENDORSER_CA=$(openssl x509 -noout -issuer -nameopt compat -in "$PKI/endorser.pem")
-ENDORSER_CA=${ENDORSER_CA#issuer=}
+make_trust_dir
 
 # An explicit configuration, so that no /etc/vmtrust/vmtrust.toml on the
 # machine changes what is measured. Everything else is vmtrust's default.

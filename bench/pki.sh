@@ -41,3 +41,24 @@ make_endorser_pki() {
 	openssl ca -batch -config "$PKI/ca.cnf" -revoke "$PKI/revoked.pem" -crl_reason keyCompromise
 	openssl ca -batch -config "$PKI/ca.cnf" -gencrl -out "$PKI/ca.crl"
 }
+
+# make_trust_dir: lays out $CADIR in the IGTF form (HASH.0, HASH.r0,
+# HASH.signing_policy) from the PKI in $PKI, and sets CA_HASH, ENDORSER_DN and
+# ENDORSER_CA (OpenSSL oneline form, what hv:dn and hv:ca must carry).
+make_trust_dir() {
+	CA_HASH=$(openssl x509 -noout -hash -in "$PKI/ca.pem")
+	local crl_hash
+	crl_hash=$(openssl crl -noout -hash -in "$PKI/ca.crl")
+	[[ $CA_HASH == "$crl_hash" ]] || die "CA hash $CA_HASH differs from CRL hash $crl_hash"
+	cp "$PKI/ca.pem" "$CADIR/$CA_HASH.0"
+	cp "$PKI/ca.crl" "$CADIR/$CA_HASH.r0"
+	cat >"$CADIR/$CA_HASH.signing_policy" <<-POLICY
+		access_id_CA X509 '$CA_SUBJ'
+		pos_rights globus CA:sign
+		cond_subjects globus '"/DC=org/DC=vmtrust-bench/*"'
+	POLICY
+	ENDORSER_DN=$(openssl x509 -noout -subject -nameopt compat -in "$PKI/endorser.pem")
+	ENDORSER_DN=${ENDORSER_DN#subject=}
+	ENDORSER_CA=$(openssl x509 -noout -issuer -nameopt compat -in "$PKI/endorser.pem")
+	ENDORSER_CA=${ENDORSER_CA#issuer=}
+}

@@ -59,22 +59,7 @@ log "making the test CA, endorser certificate and CRL"
 	make_endorser_pki
 } >"$PKI/openssl.log" 2>&1 || { cat "$PKI/openssl.log" >&2; die "making the PKI with openssl"; }
 
-CA_HASH=$(openssl x509 -noout -hash -in "$PKI/ca.pem")
-CRL_HASH=$(openssl crl -noout -hash -in "$PKI/ca.crl")
-[[ $CA_HASH == "$CRL_HASH" ]] || die "CA hash $CA_HASH differs from CRL hash $CRL_HASH"
-cp "$PKI/ca.pem" "$CADIR/$CA_HASH.0"
-cp "$PKI/ca.crl" "$CADIR/$CA_HASH.r0"
-cat >"$CADIR/$CA_HASH.signing_policy" <<EOF
-access_id_CA X509 '$CA_SUBJ'
-pos_rights globus CA:sign
-cond_subjects globus '"/DC=org/DC=vmtrust-bench/*"'
-EOF
-
-# hv:dn and hv:ca in OpenSSL oneline form, as vmcatcher compares them.
-ENDORSER_DN=$(openssl x509 -noout -subject -nameopt compat -in "$PKI/endorser.pem")
-ENDORSER_DN=${ENDORSER_DN#subject=}
-ENDORSER_CA=$(openssl x509 -noout -issuer -nameopt compat -in "$PKI/endorser.pem")
-ENDORSER_CA=${ENDORSER_CA#issuer=}
+make_trust_dir
 log "trust directory $CADIR: $CA_HASH.0, $CA_HASH.r0, $CA_HASH.signing_policy"
 log "endorser $ENDORSER_DN, issued by $ENDORSER_CA"
 
