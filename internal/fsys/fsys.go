@@ -1,4 +1,4 @@
-// Package guestfs reads a guest's filesystem from a disk image without
+// Package fsys reads a guest's filesystem from a disk image without
 // mounting it, and resolves paths the way the guest would, but confined:
 // symbolic links are followed inside the guest filesystem only.
 //
@@ -7,7 +7,7 @@
 // the root is an error; at most MaxSymlinks links are followed per
 // resolution (a loop is an error); walks never follow links and visit each
 // directory inode once; reads are bounded by the caller's limits.
-package guestfs
+package fsys
 
 import (
 	"io"
