@@ -7,6 +7,16 @@
 // the caller allowed, and by default none is; every table size, offset and
 // chain length is checked against fixed bounds before it is used, so a
 // hostile image gives an error, not a hang, a crash or unbounded memory.
+//
+// Backing files: a relative name is taken from the directory of the image
+// that names it, as QEMU does. The name must lie inside an allowed
+// directory both as written and with symbolic links resolved; names QEMU
+// would read as a protocol ("nbd:...", "json:{...}") are refused, as are
+// loops (the same file twice in a chain) and chains longer than MaxChain.
+// The file is opened with O_NOFOLLOW and must be the file that was checked.
+//
+// Accounting: every host file Open opens is read through a counter; see
+// BytesRead and Stats.
 package disk
 
 import "io"
