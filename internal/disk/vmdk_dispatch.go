@@ -1,17 +1,18 @@
 package disk
 
 import (
-	"errors"
 	"io"
+
+	"github.com/vmtrust/vmtrust/internal/disk/vmdk"
 )
 
 // openVMDK opens a sparse VMDK (magic "KDMV") of size bytes read through r.
-// cacheBytes is the cache budget of Options.
-//
-// TODO(wiring): return vmdk.Open(r, size, vmdk.Options{...}) from package
-// internal/disk/vmdk once it is merged; *vmdk.Image must satisfy Image and
-// its Close must not close r (the caller closes the file).
+// cacheBytes is the cache budget of Options. The vmdk package never opens a
+// file: an image whose extents live in other files is refused there.
 func openVMDK(r io.ReaderAt, size int64, cacheBytes int64) (Image, error) {
-	_, _, _ = r, size, cacheBytes
-	return nil, errors.New("vmdk: not wired yet")
+	img, err := vmdk.Open(r, size, vmdk.Options{CacheBytes: cacheBytes})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }

@@ -34,8 +34,6 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
-
-	"github.com/vmtrust/vmtrust/internal/disk"
 )
 
 // ErrExternalFile reports an image that names other files (extents or a
@@ -83,7 +81,8 @@ type Options struct {
 	CacheBytes int64
 }
 
-// Image is an opened VMDK. It satisfies disk.Image.
+// Image is an opened VMDK. It satisfies disk.Image (asserted in a test, as
+// package disk imports this one); Close does not close the reader.
 type Image struct {
 	r            io.ReaderAt
 	fileSize     int64
@@ -92,13 +91,11 @@ type Image struct {
 	grainSectors uint64
 	compressed   bool
 	zeroGrain    bool
-	overhead     uint64 // sectors of metadata before the first grain
+	overhead     uint64   // sectors of metadata before the first grain
 	gd           []uint32 // grain directory: sector of each grain table, 0 if none
 	cache        *lru
 	closed       atomic.Bool
 }
-
-var _ disk.Image = (*Image)(nil)
 
 // header is the sparse extent header (and footer), all fields little-endian.
 type header struct {

@@ -88,8 +88,8 @@ func checkReads(t *testing.T, im *Image, want []byte) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(w), 7))
-			buf := make([]byte, 300*1024)
-			for range 200 {
+			buf := make([]byte, 128*1024)
+			for range 100 {
 				off := r.Int64N(int64(len(want)))
 				n := r.IntN(len(buf))
 				m, err := im.ReadAt(buf[:n], off)
