@@ -46,6 +46,7 @@ const (
 	exitUsage     = 2
 	exitInput     = 3
 	exitPartial   = 4
+	exitFindings  = 5 // inspect: findings at or above --fail-on
 	exitCancelled = 130
 )
 
@@ -97,6 +98,8 @@ func exitCode(err error) int {
 		return exitInput
 	case errors.Is(err, cli.ErrPartial):
 		return exitPartial
+	case errors.Is(err, cli.ErrFindings):
+		return exitFindings
 	}
 	return exitInternal
 }

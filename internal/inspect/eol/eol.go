@@ -9,8 +9,9 @@
 // saying why, never guessed.
 //
 // The date Lookup reports is the end of the support that is free of
-// charge and includes security fixes: Debian's regular security support
-// (LTS and ELTS dates are named in Source), Ubuntu's standard support (ESM
+// charge and includes security fixes: Debian's security support including
+// its free LTS phase (run by the Debian LTS team; the regular and the paid
+// ELTS dates are named in Source, and Release says "LTS" once in it), Ubuntu's standard support (ESM
 // named in Source), Red Hat's Maintenance Support, Oracle's Premier
 // Support. A release is end of life from that date on (the date itself
 // included). Lookup is pure: it reads nothing and keeps no state.
@@ -75,7 +76,14 @@ func lookupDebian(os inventory.OS, at time.Time, rs []Release) inventory.EndOfLi
 	src = appendDate(src, "security support until", r.EOL)
 	src = appendDate(src, "LTS until", r.EOLLTS)
 	src = appendDate(src, "ELTS (paid) until", r.EOLELTS)
-	return status(at, r.EOL, release, strings.Join(src, "; "))
+	end := r.EOL
+	if !r.EOLLTS.IsZero() {
+		end = r.EOLLTS
+		if !r.EOL.IsZero() && !at.Before(r.EOL) {
+			release += " LTS"
+		}
+	}
+	return status(at, end, release, strings.Join(src, "; "))
 }
 
 func lookupUbuntu(os inventory.OS, at time.Time, rs []Release) inventory.EndOfLife {

@@ -51,12 +51,14 @@ func TestLookupDistroInfo(t *testing.T) {
 		release    string   // substring of Release
 		source     []string // substrings of Source
 	}{
-		{"bookworm by version, supported", inventory.OS{ID: "debian", VersionID: "12"}, "2025-01-01", true, false, 2026, "Debian 12 (bookworm)", []string{"security support until 2026-", "LTS until 2028-"}},
-		{"bookworm after its end", inventory.OS{ID: "debian", VersionID: "12"}, "2027-01-01", true, true, 2026, "bookworm", nil},
-		{"bullseye by codename only", inventory.OS{ID: "debian", VersionCodename: "bullseye"}, "2023-01-01", true, false, 2024, "Debian 11", nil},
-		{"buster in LTS is end of regular support", inventory.OS{ID: "debian", VersionID: "10"}, "2023-06-01", true, true, 2022, "buster", []string{"LTS until 2024-"}},
+		{"bookworm by version, supported", inventory.OS{ID: "debian", VersionID: "12"}, "2025-01-01", true, false, 2028, "Debian 12 (bookworm)", []string{"security support until 2026-", "LTS until 2028-"}},
+		{"bookworm in LTS is supported", inventory.OS{ID: "debian", VersionID: "12"}, "2027-01-01", true, false, 2028, "bookworm) LTS", []string{"security support until 2026-"}},
+		{"bookworm after LTS", inventory.OS{ID: "debian", VersionID: "12"}, "2028-07-01", true, true, 2028, "bookworm", []string{"ELTS (paid) until 2033-"}},
+		{"bullseye by codename only", inventory.OS{ID: "debian", VersionCodename: "bullseye"}, "2023-01-01", true, false, 2026, "Debian 11", nil},
+		{"buster in LTS is supported", inventory.OS{ID: "debian", VersionID: "10"}, "2023-06-01", true, false, 2024, "buster) LTS", []string{"LTS until 2024-"}},
+		{"buster after LTS", inventory.OS{ID: "debian", VersionID: "10"}, "2024-07-01", true, true, 2024, "buster", []string{"security support until 2022-"}},
 		{"squeeze 6.0 exact version", inventory.OS{ID: "debian", VersionID: "6.0"}, "2010-01-01", false, false, 0, "", []string{"not released"}},
-		{"squeeze 6.0 after release", inventory.OS{ID: "debian", VersionID: "6.0"}, "2012-01-01", true, false, 2014, "squeeze", nil},
+		{"squeeze 6.0 after release", inventory.OS{ID: "debian", VersionID: "6.0"}, "2012-01-01", true, false, 2016, "squeeze", nil},
 		{"jammy LTS supported", inventory.OS{ID: "ubuntu", VersionID: "22.04"}, "2025-01-01", true, false, 2027, "Ubuntu 22.04 LTS (jammy)", []string{"ESM (Ubuntu Pro) until 2032-"}},
 		{"bionic past standard support", inventory.OS{ID: "ubuntu", VersionID: "18.04", VersionCodename: "bionic"}, "2025-01-01", true, true, 2023, "bionic", []string{"ESM"}},
 		{"lunar interim past end", inventory.OS{ID: "ubuntu", VersionID: "23.04"}, "2025-01-01", true, true, 2024, "lunar", nil},
