@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Root resolves absolute guest paths ("/etc/os-release") on an FS the way
@@ -24,11 +25,15 @@ import (
 type Root struct {
 	f     FS
 	cache dirCache
+	// read counts the directory entries lookups have read from f (cache
+	// misses); beyond maxRead (maxLookupEntries) lookups fail.
+	read    atomic.Int64
+	maxRead int64
 }
 
 // NewRoot returns a Root over f.
 func NewRoot(f FS) *Root {
-	return &Root{f: f}
+	return &Root{f: f, maxRead: maxLookupEntries}
 }
 
 // FS returns the inode-level filesystem under r.
@@ -341,10 +346,14 @@ func (r *Root) lookup(dir Ino, name string) (Ino, error) {
 		}
 		return ino, nil
 	}
+	if r.read.Load() > r.maxRead {
+		return 0, fmt.Errorf("directory inode %d: lookups read more than %d directory entries: %w", dir, r.maxRead, ErrTooLarge)
+	}
 	ents, err := r.f.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
+	r.read.Add(int64(len(ents)))
 	names := make(map[string]Ino, len(ents))
 	for _, e := range ents {
 		if _, dup := names[e.Name]; !dup && validName(e.Name) && e.Name != "." && e.Name != ".." {
@@ -360,19 +369,35 @@ func (r *Root) lookup(dir Ino, name string) (Ino, error) {
 }
 
 // dirCache remembers the names of recently looked-up directories. It holds
-// at most maxCachedNames names in all and is emptied when full.
+// at most maxCachedNames names in all and is emptied when full. A directory
+// with more names than that is kept apart, in a slot of its own that holds
+// the latest such directory (its listing was in memory anyway), so that
+// resolving many paths through one huge directory does not read it again
+// for every path.
 type dirCache struct {
-	mu    sync.Mutex
-	dirs  map[Ino]map[string]Ino
-	names int
+	mu       sync.Mutex
+	dirs     map[Ino]map[string]Ino
+	names    int
+	bigDir   Ino
+	bigNames map[string]Ino
 }
 
 const maxCachedNames = 1 << 18
+
+// maxLookupEntries bounds the directory entries the lookups of one Root
+// read from its FS. Directories too big to stay in the cache together (a
+// hostile image can hold several with millions of names) would otherwise be
+// read again, lookup after lookup, without bound; past it, lookups fail
+// with an error wrapping ErrTooLarge.
+const maxLookupEntries = 1 << 25
 
 func (d *dirCache) get(dir Ino, name string) (ino Ino, ok, hit bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m, hit := d.dirs[dir]
+	if !hit && d.bigNames != nil && d.bigDir == dir {
+		m, hit = d.bigNames, true
+	}
 	if !hit {
 		return 0, false, false
 	}
@@ -381,11 +406,12 @@ func (d *dirCache) get(dir Ino, name string) (ino Ino, ok, hit bool) {
 }
 
 func (d *dirCache) put(dir Ino, names map[string]Ino) {
-	if len(names) > maxCachedNames {
-		return
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(names) > maxCachedNames {
+		d.bigDir, d.bigNames = dir, names
+		return
+	}
 	if d.dirs == nil || d.names+len(names) > maxCachedNames {
 		d.dirs = make(map[Ino]map[string]Ino)
 		d.names = 0

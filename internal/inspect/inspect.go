@@ -128,6 +128,7 @@ func Inspect(ctx context.Context, imagePath string, opts Options) (*inventory.Re
 	}
 	rep.EndOfLife = eol.Lookup(rep.OS, now(), opts.EOL)
 	findings = append(findings, eolos.Check(rep.EndOfLife, rep.OS, now()))
+	findings = append(findings, g.layout...)
 	rep.Findings = sortFindings(findings)
 	if err := vulnerabilities(ctx, rep, opts.Vulns, now()); err != nil {
 		return nil, err
@@ -142,7 +143,11 @@ func Inspect(ctx context.Context, imagePath string, opts Options) (*inventory.Re
 // vulnerabilities.
 func vulnerabilities(ctx context.Context, rep *inventory.Report, m VulnMatcher, now time.Time) error {
 	rep.Vulnerabilities = []inventory.Vulnerability{}
-	if m == nil || len(rep.Packages) == 0 {
+	if m == nil {
+		return nil
+	}
+	if len(rep.Packages) == 0 {
+		notChecked(rep, "no package database found in the image")
 		return nil
 	}
 	src, err := m.Source(ctx, rep.OS)
@@ -158,11 +163,15 @@ func vulnerabilities(ctx context.Context, rep *inventory.Report, m VulnMatcher, 
 	if !errors.Is(err, vulndb.ErrUnsupportedOS) && !errors.Is(err, vulndb.ErrNotImported) {
 		return fmt.Errorf("vulnerabilities: %w", err)
 	}
-	rep.VulnDB = "not checked: " + err.Error()
-	rep.Findings = sortFindings(append(rep.Findings, inventory.Finding{Rule: "vulns-not-checked", Severity: inventory.Low,
-		Path: rep.OS.Source, Reason: "known vulnerabilities were not checked: " + err.Error(),
-		Policy: "all security patches applied"}))
+	notChecked(rep, err.Error())
 	return nil
+}
+
+func notChecked(rep *inventory.Report, why string) {
+	rep.VulnDB = "not checked: " + why
+	rep.Findings = sortFindings(append(rep.Findings, inventory.Finding{Rule: "vulns-not-checked", Severity: inventory.Low,
+		Path: rep.OS.Source, Reason: "known vulnerabilities were not checked: " + why,
+		Policy: "all security patches applied"}))
 }
 
 // guest is the opened root filesystem of the image, with any separate
@@ -171,6 +180,9 @@ type guest struct {
 	root  *fsys.Root
 	boot  *fsys.Root // a separate /boot partition, or nil
 	owner func(string) (string, bool)
+	// findings about the disk layout itself: what could not be read, and
+	// more than one operating system root.
+	layout []inventory.Finding
 }
 
 type candidate struct {
@@ -197,6 +209,7 @@ func openGuest(ctx context.Context, img disk.Image, rep *inventory.Report, log *
 		sections = append(sections, inventory.Partition{Index: p.Index, Start: p.Start, Size: p.Size, Type: p.TypeName})
 	}
 	var cands []candidate
+	var unreadable []inventory.Finding
 	for i := range sections {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -226,6 +239,10 @@ func openGuest(ctx context.Context, img disk.Image, rep *inventory.Report, log *
 		for _, v := range vg.Volumes {
 			lv, err := vg.Open(v.Name)
 			if err != nil {
+				// The guest's root may be on it: say so, never skip silently.
+				unreadable = append(unreadable, inventory.Finding{Rule: "inspection-failed", Severity: inventory.Medium,
+					Path: "/", Reason: fmt.Sprintf("logical volume %s/%s not inspected: %v", vg.Name, v.Name, err),
+					Policy: "inspection complete"})
 				log.Warn("logical volume not read", "vg", vg.Name, "lv", v.Name, "err", err)
 				continue
 			}
@@ -239,12 +256,25 @@ func openGuest(ctx context.Context, img disk.Image, rep *inventory.Report, log *
 			}
 		}
 	}
-	g := &guest{}
+	g := &guest{layout: unreadable}
 	best, bestScore := -1, 0
+	var roots []string
 	for i, c := range cands {
-		if s := rootScore(fsys.NewRoot(c.fs)); s > bestScore {
+		s := rootScore(fsys.NewRoot(c.fs))
+		if s > 0 {
+			roots = append(roots, fmt.Sprintf("partition %d (%s, %s)", c.part.Index, c.part.Type, c.part.Filesystem))
+		}
+		if s > bestScore {
 			best, bestScore = i, s
 		}
+	}
+	if len(roots) > 1 {
+		// Only one is inspected; a clean decoy beside the root the boot
+		// loader really uses would hide the other's findings.
+		g.layout = append(g.layout, inventory.Finding{Rule: "multiple-os-roots", Severity: inventory.High, Path: "/",
+			Reason: fmt.Sprintf("%d filesystems look like an operating system root (%s); only the first best match was inspected",
+				len(roots), strings.Join(roots, "; ")),
+			Policy: "inspection complete"})
 	}
 	if best < 0 {
 		rep.Image.Partitions = sections
@@ -267,7 +297,11 @@ func openGuest(ctx context.Context, img disk.Image, rep *inventory.Report, log *
 			continue
 		}
 		r := fsys.NewRoot(c.fs)
-		if ms, _ := r.Glob("/vmlinuz-*"); len(ms) > 0 && g.boot == nil {
+		ms, err := r.Glob("/vmlinuz-*")
+		if err != nil {
+			return nil, fmt.Errorf("partition %d: %w", c.part.Index, err)
+		}
+		if len(ms) > 0 && g.boot == nil {
 			g.boot = r
 			log.Debug("separate /boot", "partition", c.part.Index)
 		}
@@ -339,7 +373,10 @@ func inventoryOf(ctx context.Context, g *guest, rep *inventory.Report, opts Opti
 		return fmt.Errorf("kernels: %w", err)
 	}
 	if g.boot != nil {
-		names, _ := g.boot.Glob("/vmlinuz-*")
+		names, err := g.boot.Glob("/vmlinuz-*")
+		if err != nil {
+			return fmt.Errorf("kernels on /boot: %w", err)
+		}
 		for _, n := range names {
 			ks = append(ks, inventory.Kernel{Version: strings.TrimPrefix(path.Base(n), "vmlinuz-"), Path: "/boot" + n})
 		}

@@ -138,6 +138,13 @@ func TestReadNDB(t *testing.T) {
 		{name: "blob longer than its blocks", file: edit(func(b []byte) { le.PutUint32(b[ndbPageSize+12:], 0x7fffffff) }), wantErr: "blocks"},
 		{name: "blob header for another package", file: edit(func(b []byte) { le.PutUint32(b[ndbPageSize+4:], 9) }), wantErr: "bad blob header"},
 		{name: "package in two slots", file: edit(func(b []byte) { le.PutUint32(b[ndbHeaderSize+16+4:], 1) }), wantErr: "two slots"},
+		// A slot whose blocks lie inside another's blob (a nested blob
+		// header there): the file would be read again for every slot.
+		{name: "overlapping slots", file: edit(func(b []byte) {
+			le.PutUint32(b[ndbHeaderSize+16+8:], ndbPageSize/16+1) // package 2 inside package 1's blocks
+			le.PutUint32(b[ndbPageSize+16:], ndbBlobMagic)
+			le.PutUint32(b[ndbPageSize+16+4:], 2)
+		}), wantErr: "overlap"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

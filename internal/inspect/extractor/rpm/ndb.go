@@ -1,9 +1,11 @@
 package rpm
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // The NDB format (rpm's lib/backend/ndb/rpmpkg.c, used by SUSE for
@@ -28,7 +30,8 @@ const (
 
 // readNDB calls fn with each package header blob of the NDB database in r
 // (size bytes), in slot order. Every slot, block and length is checked
-// against size before it is read. The blob checksums are not verified.
+// against size before it is read, and no two slots may share a block.
+// The blob checksums are not verified.
 func readNDB(r io.ReaderAt, size int64, fn func(blob []byte) error) error {
 	var h [ndbHeaderSize]byte
 	if err := readFull(r, h[:], 0, size); err != nil {
@@ -45,6 +48,11 @@ func readNDB(r io.ReaderAt, size int64, fn func(blob []byte) error) error {
 	if err := readFull(r, slots, ndbHeaderSize, size); err != nil {
 		return fmt.Errorf("rpm ndb: slots: %w", err)
 	}
+	type slot struct {
+		pkg         uint32
+		off, blocks int64
+	}
+	var used []slot
 	seen := make(map[uint32]bool)
 	for i := 0; i+ndbSlotSize <= len(slots); i += ndbSlotSize {
 		s := slots[i : i+ndbSlotSize]
@@ -64,6 +72,19 @@ func readNDB(r io.ReaderAt, size int64, fn func(blob []byte) error) error {
 		if off < pages*ndbPageSize || off+blocks*ndbBlockSize > size {
 			return fmt.Errorf("rpm ndb: package %d: blocks %d+%d outside the file", pkg, off, blocks*ndbBlockSize)
 		}
+		used = append(used, slot{pkg, off, blocks})
+	}
+	// Like rpm, refuse slots whose blocks overlap: nested blobs would let a
+	// file be read again for every slot, far beyond its size.
+	byOff := slices.Clone(used)
+	slices.SortFunc(byOff, func(a, b slot) int { return cmp.Compare(a.off, b.off) })
+	for i := 1; i < len(byOff); i++ {
+		if prev := byOff[i-1]; byOff[i].off < prev.off+prev.blocks*ndbBlockSize {
+			return fmt.Errorf("rpm ndb: packages %d and %d: blocks overlap", prev.pkg, byOff[i].pkg)
+		}
+	}
+	for _, sl := range used {
+		pkg, off, blocks := sl.pkg, sl.off, sl.blocks
 		var bh [16]byte
 		if err := readFull(r, bh[:], off, size); err != nil {
 			return fmt.Errorf("rpm ndb: package %d: blob header: %w", pkg, err)
