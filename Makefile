@@ -1,6 +1,7 @@
 # vmtrust — build, test, fuzz, demo.
 #
 #   make setup   install what the project needs (Debian packages, Go modules; as root)
+#   make fixtures  build the test disk images once (scripts/fixtures.sh; as root)
 #   make build   bin/vmtrust
 #   make test    setup, go vet, a short fuzz run of every fuzz target, then go test
 #   make fuzz    only the fuzz run (FUZZTIME=30s make fuzz, FUZZ=FuzzParse make fuzz)
@@ -42,13 +43,19 @@ FUZZMINIMIZE ?= 200x
 FUZZ_BUDGET ?= 150
 BENCHFLAGS ?= -benchmem
 
-.PHONY: help setup build test vet gotest fuzz demo bench clean
+.PHONY: help setup fixtures build test vet gotest fuzz demo bench clean
 
 help:
 	@sed -n 's/^#   make /make /p' $(firstword $(MAKEFILE_LIST))
 
 setup:
 	@$(REPO)/scripts/setup.sh
+
+# Real disk images for the image-inspection tests, cached outside the
+# repository under $VMTRUST_FIXTURES (default /var/cache/vmtrust/fixtures) and
+# keyed by the script's sha256; a no-op (< 1 s) when they are built.
+fixtures:
+	@$(REPO)/scripts/fixtures.sh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vmtrust
@@ -111,6 +118,7 @@ gotest:
 # Fuzzing comes before the tests, so that go test's summary closes the run.
 test:
 	@$(MAKE) setup
+	@$(MAKE) fixtures
 	@$(MAKE) vet
 	@$(call FUZZ_STAGE,$(FUZZ_BUDGET))
 	@$(MAKE) gotest
@@ -120,6 +128,7 @@ fuzz:
 
 demo:
 	@$(MAKE) setup
+	@$(MAKE) fixtures
 	@$(MAKE) build
 	@$(REPO)/scripts/demo.sh
 

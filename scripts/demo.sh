@@ -25,6 +25,9 @@ WORK=${VMTRUST_DEMO_DIR:-/tmp/vmtrust-demo}
 VMTRUST_BIN=${VMTRUST_BIN:-$repo/bin/vmtrust}
 SPEC_TEMPLATE=$repo/testdata/demo/spec.json.in
 MARKER=.vmtrust-demo # marks a work directory this script may delete
+# Real Debian test images (scripts/fixtures.sh builds them once and caches
+# them outside the repository; it prints their directory last).
+FIXTURES=${VMTRUST_FIXTURE_DIR:-$("$repo/scripts/fixtures.sh" | tail -n 1)}
 
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
 	BOLD=$'\e[1m' CMD=$'\e[36m' OK=$'\e[32m' BAD=$'\e[31m' OFF=$'\e[0m'
@@ -534,6 +537,42 @@ echo "$sum"
 [ "${sum%% *}" = "$IMAGE_SHA512" ] || die "the cached file's sha512 differs from the list's sl:checksum:sha512 $IMAGE_SHA512"
 ok "its sha512 is the list's sl:checksum:sha512"
 summary+=("update        version 1 accepted; image cached in site-state/cache/, admissible")
+
+# --- 14b. inspection ----------------------------------------------------------
+step "Inspect the cached image before anyone boots it" \
+	"'vmtrust inspect' reads the disk image directly — no boot, no mount — and" \
+	"reports the OS, kernels and packages, and findings against the endorsement" \
+	"policy: accounts, SSH keys, credentials, setuid files, remote logging, end of" \
+	"life. The demo appliance is tiny: it has a login account and no remote logging."
+
+run vmtrust --state "$SITE" inspect "$cached"
+show "vmtrust --state $SITE inspect --format json $cached | jq '.findings[] | {severity, rule, path}'"
+vmtrust --state "$SITE" inspect --format json "$cached" | jq -c '.findings[] | {severity, rule, path}'
+rules=$(vmtrust --state "$SITE" inspect --format json "$cached" | jq -r '[.findings[].rule] | sort | unique | join(" ")')
+[[ " $rules " == *" no-remote-logging "* ]] || die "inspect did not report the missing remote logging (rules: $rules)"
+ok "findings: $rules"
+summary+=("inspect       the cached image read offline: $rules")
+
+step "A user-supplied image with problems baked in: refused by --fail-on" \
+	"A real Debian 12 image (debootstrap) with a bad history: SSH host keys baked" \
+	"in, authorized_keys, a private key in /root, a grid proxy, passwords, a stray" \
+	"setuid shell. Each is found with its path; --fail-on high makes inspect exit 5," \
+	"the signal an admission step (or an endorser's pipeline) acts on."
+
+dirty=$FIXTURES/debian12-dirty-gpt.qcow2
+[ -f "$dirty" ] || die "no fixture image $dirty (make fixtures builds it)"
+expect_exit 5 "findings at or above high" vmtrust --state "$SITE" inspect --fail-on high "$dirty"
+vmtrust --state "$SITE" inspect --format json "$dirty" >dirty.json || true
+for want in ssh-authorized-keys:/root/.ssh/authorized_keys ssh-host-key:/etc/ssh/ssh_host_ed25519_key \
+	private-key:/root/.ssh/id_ed25519 grid-proxy:/tmp/x509up_u1000 setuid-unowned:/usr/local/bin/rootsh \
+	account-empty-password:/etc/shadow; do
+	jq -e --arg r "${want%%:*}" --arg p "${want#*:}" 'any(.findings[]; .rule == $r and .path == $p)' dirty.json >/dev/null ||
+		die "inspect did not find ${want%%:*} at ${want#*:}"
+	ok "found ${want%%:*} at ${want#*:}"
+done
+run vmtrust --state "$SITE" inspect --format cyclonedx -o dirty.cdx.json "$dirty"
+ok "CycloneDX SBOM with $(jq '.components | length' dirty.cdx.json) components in dirty.cdx.json"
+summary+=("inspect       user image with planted problems: refused by --fail-on high (exit 5)")
 
 # --- 15. refusal: someone else's list ------------------------------------------
 step "Refused: a list signed by someone else" \

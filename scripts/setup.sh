@@ -23,6 +23,12 @@ PACKAGES=(
 	qemu-utils      # qemu-img: qcow2 images
 	hyperfine       # benchmarks against command-line anchors (bench/*.sh)
 	jq              # bench/*.sh reads hyperfine's JSON results
+	debootstrap     # scripts/fixtures.sh: the Debian 12 test roots
+	xfsprogs        # scripts/fixtures.sh: mkfs.xfs -p, xfs_db, xfs_repair
+	fdisk           # scripts/fixtures.sh: sfdisk (GPT, MBR with a logical partition)
+	dosfstools      # scripts/fixtures.sh: mkfs.fat for the EFI/FAT partitions
+	rpm             # scripts/fixtures.sh: rpmbuild, rpm --root (sqlite rpmdb)
+	openssh-client  # scripts/fixtures.sh: ssh-keygen for the planted keys
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26
