@@ -29,6 +29,11 @@ PACKAGES=(
 	dosfstools      # scripts/fixtures.sh: mkfs.fat for the EFI/FAT partitions
 	rpm             # scripts/fixtures.sh: rpmbuild, rpm --root (sqlite rpmdb)
 	openssh-client  # scripts/fixtures.sh: ssh-keygen for the planted keys
+	distro-info-data # vmtrust inspect: Debian and Ubuntu end-of-life dates (/usr/share/distro-info)
+	lvm2            # internal/partition/lvm tests: real physical volumes (pvcreate, lvcreate)
+	mount           # losetup for the LVM tests
+	strace          # bench/inspect-image.sh: bytes of the image each tool reads
+	time            # bench/inspect-image.sh: /usr/bin/time for peak memory
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26

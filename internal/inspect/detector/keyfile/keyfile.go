@@ -25,6 +25,8 @@
 package keyfile
 
 import (
+	"github.com/vmtrust/vmtrust/internal/dn"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -179,7 +181,7 @@ func (c *collection) File(ctx context.Context, env *engine.Env, p string, info f
 	for _, o := range certs {
 		r := certRec{path: p, owned: owned, sameFile: len(keys) > 0}
 		if o.Cert != nil {
-			r.subject = o.Cert.Subject.String()
+			r.subject = subjectOf(o.Cert)
 			r.notAfter = o.Cert.NotAfter
 			r.pub = sha256.Sum256(o.PublicKey)
 			proxy = proxy || isProxyCert(o.Cert) && len(keys) > 0
@@ -260,7 +262,7 @@ func gridProxy(p, reason string) inventory.Finding {
 func describeProxy(certs, keys []Object) string {
 	for _, o := range certs {
 		if o.Cert != nil && isProxyCert(o.Cert) {
-			return fmt.Sprintf("grid proxy credential for %s, expires %s, with its private key", o.Cert.Subject.String(), o.Cert.NotAfter.UTC().Format(time.DateOnly))
+			return fmt.Sprintf("grid proxy credential for %s, expires %s, with its private key", subjectOf(o.Cert), o.Cert.NotAfter.UTC().Format(time.DateOnly))
 		}
 	}
 	if len(keys) > 0 {
@@ -400,4 +402,14 @@ func (c *collection) Finish(ctx context.Context, env *engine.Env) ([]inventory.F
 		return out, fmt.Errorf("more than %d keys or certificates: %d not paired", MaxCollect, c.dropped)
 	}
 	return out, nil
+}
+
+// subjectOf prints a certificate's subject as OpenSSL and the grid tools
+// do ("/DC=org/DC=example/CN=host/example.org"), falling back to Go's
+// RFC 4514 form for a name OpenSSL's printer would refuse.
+func subjectOf(c *x509.Certificate) string {
+	if s, err := dn.Oneline(c.RawSubject); err == nil {
+		return s
+	}
+	return c.Subject.String()
 }

@@ -170,7 +170,7 @@ func TestReasons(t *testing.T) {
 	}
 	want := []string{
 		"an unencrypted private key (PEM EC PRIVATE KEY)",
-		"certificate \"CN=host.example.org,O=Example\", expires 2027-03-04, with its private key in /etc/grid-security/hostkey.pem",
+		"certificate \"/O=Example/CN=host.example.org\", expires 2027-03-04, with its private key in /etc/grid-security/hostkey.pem",
 	}
 	slices.Sort(reasons)
 	if !slices.Equal(reasons, want) {
