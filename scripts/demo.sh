@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — vmtrust end to end, on a fresh machine, for a newcomer.
 #
-# It plays both sides of an image list:
+# It plays both sides of an image list, then inspects images offline:
 #   the endorser  builds a disk image, lists it, signs the list, publishes
 #                 both on its own HTTPS server, later withdraws the image;
 #   the site      verifies the list against its IGTF trust directory and
 #                 refuses it when it is tampered with, expired or revoked;
 #                 subscribes to it, caches the image, refuses a list signed by
 #                 someone else and a replayed old list, and expires the image
-#                 once the endorser has withdrawn it.
+#                 once the endorser has withdrawn it;
+#   inspection    reads the cached image offline, and a real Debian 12 image
+#                 with problems baked in (from scripts/fixtures.sh, read-only).
 # Everything happens in one work directory (default /tmp/vmtrust-demo,
 # override with VMTRUST_DEMO_DIR), recreated on every run; nothing else on the
 # machine is touched. The endorser's web server (openssl s_server) listens on
 # 127.0.0.1 only, on a free port in 20000-39999, and is stopped when the demo
 # ends, however it ends. Needs openssl, mkfs.ext4 (e2fsprogs), qemu-img
-# (qemu-utils), jq and bin/vmtrust: run it with 'make demo', which installs
-# and builds them first.
+# (qemu-utils), jq, bin/vmtrust and the fixture images: run it with
+# 'make demo', which installs and builds them first.
 #
 # Exit status: 0 when every expectation held, non-zero otherwise.
 set -Eeuo pipefail
@@ -677,6 +679,9 @@ cat <<EOF
    certificate was revoked (exit 25). Over HTTPS, the site subscribed to the
    list, cached the image, refused a list signed by someone else and a replayed
    old list (exit 4), and expired the image once the endorser withdrew it.
+   Before anything booted, vmtrust inspected the cached image offline, and
+   refused a user-supplied Debian image with keys, passwords, a grid proxy and
+   a setuid shell baked in (inspect --fail-on high: exit 5).
    All files are in $WORK.
    Try: $(quote "$VMTRUST_BIN" imagelist verify --ca-dir "$WORK/trust" --json "$WORK/list.signed")
         $(quote "$VMTRUST_BIN" --config "$WORK/site.toml" --state "$SITE" images)
