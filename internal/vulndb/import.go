@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
 // Skipped counts what an import read but did not store.
@@ -87,7 +89,7 @@ func (db *DB) importZip(ctx context.Context, zipPath string) (ImportStats, error
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO imports (family, source, sha256, imported_at, entries, advisories, affected,
 		skipped_no_affected, skipped_withdrawn, skipped_ranges, skipped_other) VALUES (NULL, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0)`,
-		filepath.Base(zipPath), im.st.SHA256, encTime(db.now()))
+		filepath.Base(zipPath), im.st.SHA256, sqlitedb.EncodeTime(db.now()))
 	if err != nil {
 		return ImportStats{}, err
 	}
@@ -189,8 +191,8 @@ func (im *importer) store(a *advisory) error {
 	if a.Aliases == nil {
 		aliases = []byte("[]")
 	}
-	res, err := im.insAdvisory.ExecContext(im.ctx, im.importID, a.ID, encTime(a.Modified), a.Summary, string(aliases))
-	if isUnique(err) {
+	res, err := im.insAdvisory.ExecContext(im.ctx, im.importID, a.ID, sqlitedb.EncodeTime(a.Modified), a.Summary, string(aliases))
+	if sqlitedb.IsUniqueViolation(err) {
 		return fmt.Errorf("advisory %s appears twice in the dump", a.ID)
 	}
 	if err != nil {
@@ -255,7 +257,7 @@ func (im *importer) finish() error {
 	}
 	_, err = im.tx.ExecContext(im.ctx, `UPDATE imports SET family = ?, newest_modified = ?, entries = ?, advisories = ?,
 		affected = ?, skipped_no_affected = ?, skipped_withdrawn = ?, skipped_ranges = ?, skipped_other = ? WHERE id = ?`,
-		fam, encTime(im.st.NewestModified), im.st.Entries, im.st.Advisories, im.st.Affected,
+		fam, sqlitedb.EncodeTime(im.st.NewestModified), im.st.Entries, im.st.Advisories, im.st.Affected,
 		im.st.Skipped.NoAffected, im.st.Skipped.Withdrawn, im.st.Skipped.Ranges, im.st.Skipped.Other, im.importID)
 	return err
 }
@@ -287,7 +289,7 @@ func (im *importer) dropOtherFamilies(fam string) error {
 	}
 	im.st.NewestModified = time.Time{}
 	if newest.Valid {
-		return scanTime(&im.st.NewestModified).Scan(newest.String)
+		return sqlitedb.ScanTime(&im.st.NewestModified).Scan(newest.String)
 	}
 	return nil
 }

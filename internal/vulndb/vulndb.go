@@ -81,162 +81,61 @@ package vulndb
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
-	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/vmtrust/vmtrust/internal/inspect/inventory"
+	"github.com/vmtrust/vmtrust/internal/sqlitedb" // also registers the "sqlite" database/sql driver
 )
 
 // File is the database's file name in vmtrust's state directory.
 const File = "vulndb.db"
 
-// busyTimeout is how long a statement waits for another process's lock.
-const busyTimeout = 10 * time.Second
+// migrationFiles holds the schema: migrations/NNNN_name.sql.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// SchemaVersionError is returned by Open for a database this binary must
+// not use: its schema is newer than the binary knows, or its applied
+// migrations are not the binary's. The database is left unchanged.
+type SchemaVersionError = sqlitedb.SchemaVersionError
 
 // DB is an offline vulnerability database. It is safe for concurrent use;
 // imports are serialised.
 type DB struct {
 	path   string
-	w      *sql.DB // one connection: all writes
-	r      *sql.DB // read-only connections
+	conns  *sqlitedb.Conns
+	w      *sql.DB // conns.W: one connection, all writes
+	r      *sql.DB // conns.R: read-only connections
 	now    func() time.Time
 	limits limits
-
-	closeOnce sync.Once
 }
 
 // Open opens the database at path, creating it (mode 0600) when it does
 // not exist, and brings its schema up to date. The directory must exist.
 func Open(ctx context.Context, path string) (*DB, error) {
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := sqlitedb.LoadMigrations("vulndb", migrationFiles, "migrations")
 	if err != nil {
 		return nil, err
 	}
 	return open(ctx, path, ms)
 }
 
-func open(ctx context.Context, path string, ms []migration) (*DB, error) {
-	if path == "" {
-		return nil, errors.New("vulndb: empty database path")
-	}
-	abs, err := filepath.Abs(path)
+func open(ctx context.Context, path string, ms []sqlitedb.Migration) (*DB, error) {
+	// A writable vulnerability database could be made to hide
+	// vulnerabilities: sqlitedb.Open keeps the file mode 0600.
+	c, err := sqlitedb.Open(ctx, path, ms, sqlitedb.Options{Subject: "vulndb"})
 	if err != nil {
-		return nil, fmt.Errorf("vulndb %s: %w", path, err)
-	}
-	if err := prepareFile(abs); err != nil {
 		return nil, err
 	}
-	db := &DB{path: abs, now: time.Now, limits: defaultLimits()}
-	db.w, err = sql.Open("sqlite", dsn(abs, false))
-	if err != nil {
-		return nil, fmt.Errorf("vulndb %s: %w", abs, err)
-	}
-	db.w.SetMaxOpenConns(1)
-	db.w.SetMaxIdleConns(1)
-	db.w.SetConnMaxLifetime(0)
-	db.w.SetConnMaxIdleTime(0)
-	var mode string
-	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		db.w.Close()
-		return nil, fmt.Errorf("vulndb %s: %w", abs, err)
-	}
-	if mode != "wal" {
-		db.w.Close()
-		return nil, fmt.Errorf("vulndb %s: journal mode is %q, not wal (is the file system local?)", abs, mode)
-	}
-	if err := migrate(ctx, db.w, abs, ms, db.now); err != nil {
-		db.w.Close()
-		return nil, err
-	}
-	db.r, err = sql.Open("sqlite", dsn(abs, true))
-	if err != nil {
-		db.w.Close()
-		return nil, fmt.Errorf("vulndb %s: %w", abs, err)
-	}
-	db.r.SetMaxOpenConns(4)
-	db.r.SetMaxIdleConns(4)
-	if err := db.r.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("vulndb %s: %w", abs, err)
-	}
-	return db, nil
-}
-
-// dsn builds the modernc.org/sqlite data source name, as the catalog does:
-// the path escaped into a file: URI, mode=rw (prepareFile created the file
-// with the right mode), and the pragmas on every connection.
-func dsn(abs string, readOnly bool) string {
-	q := url.Values{}
-	q.Set("mode", "rw")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(FULL)")
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
-}
-
-// prepareFile makes sure the database file exists with mode 0600, and
-// tightens it and its -wal and -shm companions when they are more open: a
-// writable vulnerability database could be made to hide vulnerabilities.
-func prepareFile(abs string) error {
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case err == nil:
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("vulndb %s: %w", abs, err)
-		}
-	case !errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("vulndb %s: %w", abs, err)
-	}
-	for _, p := range []string{abs, abs + "-wal", abs + "-shm"} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) && p != abs {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("vulndb %s: %w", p, err)
-		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("vulndb %s: not a regular file", p)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			if err := os.Chmod(p, 0o600); err != nil {
-				return fmt.Errorf("vulndb %s: mode %v is open to others and cannot be tightened: %w", p, perm, err)
-			}
-		}
-	}
-	return nil
+	return &DB{path: c.Path, conns: c, w: c.W, r: c.R, now: time.Now, limits: defaultLimits()}, nil
 }
 
 // Close closes the database. Calling it again returns nil.
-func (db *DB) Close() error {
-	var err error
-	db.closeOnce.Do(func() {
-		var errs []error
-		if db.r != nil {
-			errs = append(errs, db.r.Close())
-		}
-		errs = append(errs, db.w.Close())
-		if e := errors.Join(errs...); e != nil {
-			err = fmt.Errorf("vulndb %s: %w", db.path, e)
-		}
-	})
-	return err
-}
+func (db *DB) Close() error { return db.conns.Close() }
 
 // Path is the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
@@ -329,50 +228,8 @@ const statusColumns = `family, source, sha256, imported_at, newest_modified, ent
 
 func scanStatus(row interface{ Scan(...any) error }) (EcosystemStatus, error) {
 	var s EcosystemStatus
-	err := row.Scan(&s.Family, &s.Source, &s.SHA256, scanTime(&s.ImportedAt), scanTime(&s.NewestModified),
+	err := row.Scan(&s.Family, &s.Source, &s.SHA256, sqlitedb.ScanTime(&s.ImportedAt), sqlitedb.ScanTime(&s.NewestModified),
 		&s.Entries, &s.Advisories, &s.Affected,
 		&s.Skipped.NoAffected, &s.Skipped.Withdrawn, &s.Skipped.Ranges, &s.Skipped.Other)
 	return s, err
-}
-
-// timeLayout is fixed width so that stored times sort as text.
-const timeLayout = "2006-01-02T15:04:05.000000000Z"
-
-// encTime encodes t for storage: NULL when zero, else UTC text.
-func encTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(timeLayout)
-}
-
-// nullTime scans a stored time.
-type nullTime struct{ t *time.Time }
-
-func (n nullTime) Scan(v any) error {
-	switch v := v.(type) {
-	case nil:
-		*n.t = time.Time{}
-		return nil
-	case string:
-		t, err := time.Parse(timeLayout, v)
-		if err != nil {
-			return fmt.Errorf("stored time %q: %w", v, err)
-		}
-		*n.t = t
-		return nil
-	}
-	return fmt.Errorf("stored time has type %T", v)
-}
-
-func scanTime(t *time.Time) nullTime { return nullTime{t} }
-
-// isUnique reports a UNIQUE or PRIMARY KEY constraint violation.
-func isUnique(err error) bool {
-	var e *sqlite.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	c := e.Code()
-	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
 // appendEvents appends events inside tx. A zero SubscriptionID becomes
@@ -31,7 +32,7 @@ func appendEvents(ctx context.Context, tx *sql.Tx, events []catalog.Event, defSu
 		var seq int64
 		if err := tx.QueryRowContext(ctx, `INSERT INTO events (time, type, subscription_id, image_id, fields)
 			VALUES (?, ?, ?, ?, ?) RETURNING seq`,
-			encTime(catalog.OrNow(ev.Time)), string(ev.Type), ev.SubscriptionID, ev.ImageID, fields).Scan(&seq); err != nil {
+			sqlitedb.EncodeTime(catalog.OrNow(ev.Time)), string(ev.Type), ev.SubscriptionID, ev.ImageID, fields).Scan(&seq); err != nil {
 			return nil, fmt.Errorf("event %s: %w", ev.Type, err)
 		}
 		seqs = append(seqs, seq)
@@ -56,7 +57,7 @@ func (s *Store) AppendEvents(ctx context.Context, events ...catalog.Event) ([]in
 const eventColumns = `e.seq, e.time, e.type, e.subscription_id, e.image_id, e.fields`
 
 func eventDest(ev *catalog.Event, fields *string) []any {
-	return []any{&ev.Seq, scanTime(&ev.Time), &ev.Type, &ev.SubscriptionID, &ev.ImageID, fields}
+	return []any{&ev.Seq, sqlitedb.ScanTime(&ev.Time), &ev.Type, &ev.SubscriptionID, &ev.ImageID, fields}
 }
 
 func scanEvent(row interface{ Scan(...any) error }) (catalog.Event, error) {
@@ -93,9 +94,9 @@ func (s *Store) AddHook(ctx context.Context, h catalog.Hook) error {
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO hooks (name, added, after_seq)
-			VALUES (?, ?, (SELECT coalesce(max(seq), 0) FROM events))`, h.Name, encTime(catalog.OrNow(h.Added)))
+			VALUES (?, ?, (SELECT coalesce(max(seq), 0) FROM events))`, h.Name, sqlitedb.EncodeTime(catalog.OrNow(h.Added)))
 		switch {
-		case isUniqueViolation(err):
+		case sqlitedb.IsUniqueViolation(err):
 			return fmt.Errorf("hook %q: %w", h.Name, catalog.ErrExists)
 		case err != nil:
 			return fmt.Errorf("hook %q: %w", h.Name, err)
@@ -106,7 +107,7 @@ func (s *Store) AddHook(ctx context.Context, h catalog.Hook) error {
 
 func scanHook(row interface{ Scan(...any) error }) (catalog.Hook, error) {
 	var h catalog.Hook
-	err := row.Scan(&h.Name, scanTime(&h.Added), &h.After)
+	err := row.Scan(&h.Name, sqlitedb.ScanTime(&h.Added), &h.After)
 	return h, err
 }
 
@@ -157,7 +158,7 @@ func (s *Store) Pending(ctx context.Context, hook string, now time.Time, limit i
 	for rows.Next() {
 		d := catalog.Delivery{Hook: hook}
 		var fields string
-		dest := append(eventDest(&d.Event, &fields), &d.Attempts, &d.LastError, scanTime(&d.NextAttempt))
+		dest := append(eventDest(&d.Event, &fields), &d.Attempts, &d.LastError, sqlitedb.ScanTime(&d.NextAttempt))
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("hook %q: %w", hook, err)
 		}
@@ -208,7 +209,7 @@ func (s *Store) MarkDelivered(ctx context.Context, hook string, seq int64, t tim
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (hook, seq, delivered_at) VALUES (?, ?, ?)
 			ON CONFLICT (hook, seq) DO UPDATE SET delivered_at = excluded.delivered_at, next_attempt = NULL`,
-			hook, seq, encTime(catalog.OrNow(t))); err != nil {
+			hook, seq, sqlitedb.EncodeTime(catalog.OrNow(t))); err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
 		// Move after_seq over the delivered prefix, so Pending never scans
@@ -244,7 +245,7 @@ func (s *Store) MarkFailed(ctx context.Context, hook string, seq int64, failure 
 		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (hook, seq, attempts, last_error, next_attempt) VALUES (?, ?, 1, ?, ?)
 			ON CONFLICT (hook, seq) DO UPDATE SET attempts = attempts + 1,
 				last_error = excluded.last_error, next_attempt = excluded.next_attempt`,
-			hook, seq, catalog.TruncateError(failure), encTime(next)); err != nil {
+			hook, seq, catalog.TruncateError(failure), sqlitedb.EncodeTime(next)); err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
 		return nil

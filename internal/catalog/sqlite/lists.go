@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
 // AcceptList implements catalog.ListStore.
@@ -41,10 +42,10 @@ func (s *Store) AcceptList(ctx context.Context, subID int64, lv catalog.ListVers
 		_, err = tx.ExecContext(ctx, `INSERT INTO list_versions
 			(subscription_id, version, identifier, sha512, raw, created, expires, signer, signer_ca, accepted_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			subID, lv.Version, lv.Identifier, lv.SHA512, lv.Raw, encTime(lv.Created), encTime(lv.Expires),
-			lv.Signer, lv.SignerCA, encTime(lv.AcceptedAt))
+			subID, lv.Version, lv.Identifier, lv.SHA512, lv.Raw, sqlitedb.EncodeTime(lv.Created), sqlitedb.EncodeTime(lv.Expires),
+			lv.Signer, lv.SignerCA, sqlitedb.EncodeTime(lv.AcceptedAt))
 		switch {
-		case isUniqueViolation(err):
+		case sqlitedb.IsUniqueViolation(err):
 			return fmt.Errorf("%s: list version %q is stored already: %w", subject, lv.Version, catalog.ErrConflict)
 		case err != nil:
 			return fmt.Errorf("%s: list version %q: %w", subject, lv.Version, err)
@@ -73,7 +74,7 @@ func (s *Store) AcceptList(ctx context.Context, subID int64, lv catalog.ListVers
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, updated_at = ?
 			WHERE subscription_id = ? AND list_version != ? AND state != ?`,
-			string(catalog.ImageRevoked), encTime(lv.AcceptedAt), subID, lv.Version, string(catalog.ImageRevoked)); err != nil {
+			string(catalog.ImageRevoked), sqlitedb.EncodeTime(lv.AcceptedAt), subID, lv.Version, string(catalog.ImageRevoked)); err != nil {
 			return fmt.Errorf("%s: revoking images: %w", subject, err)
 		}
 		_, err = appendEvents(ctx, tx, events, subID, "")
@@ -117,7 +118,7 @@ func upsertImage(ctx context.Context, tx *sql.Tx, im catalog.Image) error {
 			expires = excluded.expires, state = excluded.state, path = excluded.path,
 			attrs = excluded.attrs, updated_at = excluded.updated_at`,
 		im.SubscriptionID, im.ID, im.ListVersion, im.Title, im.Version, im.Size, im.SHA512, im.URI, im.Format,
-		encTime(im.Expires), string(im.State), im.Path, attrs, encTime(im.UpdatedAt))
+		sqlitedb.EncodeTime(im.Expires), string(im.State), im.Path, attrs, sqlitedb.EncodeTime(im.UpdatedAt))
 	return err
 }
 
@@ -125,8 +126,8 @@ const listVersionColumns = `subscription_id, version, identifier, sha512, create
 
 func scanListVersion(row interface{ Scan(...any) error }, raw *[]byte) (catalog.ListVersion, error) {
 	var lv catalog.ListVersion
-	dest := []any{&lv.SubscriptionID, &lv.Version, &lv.Identifier, &lv.SHA512, scanTime(&lv.Created), scanTime(&lv.Expires),
-		&lv.Signer, &lv.SignerCA, scanTime(&lv.AcceptedAt)}
+	dest := []any{&lv.SubscriptionID, &lv.Version, &lv.Identifier, &lv.SHA512, sqlitedb.ScanTime(&lv.Created), sqlitedb.ScanTime(&lv.Expires),
+		&lv.Signer, &lv.SignerCA, sqlitedb.ScanTime(&lv.AcceptedAt)}
 	if raw != nil {
 		dest = append(dest, raw)
 	}
@@ -164,7 +165,7 @@ func scanImage(row interface{ Scan(...any) error }) (catalog.Image, error) {
 	var im catalog.Image
 	var attrs string
 	err := row.Scan(&im.SubscriptionID, &im.ID, &im.ListVersion, &im.Title, &im.Version, &im.Size, &im.SHA512, &im.URI,
-		&im.Format, scanTime(&im.Expires), &im.State, &im.Path, &attrs, scanTime(&im.UpdatedAt))
+		&im.Format, sqlitedb.ScanTime(&im.Expires), &im.State, &im.Path, &attrs, sqlitedb.ScanTime(&im.UpdatedAt))
 	if err != nil {
 		return im, err
 	}
@@ -230,7 +231,7 @@ func (s *Store) SetImageState(ctx context.Context, c catalog.StateChange, events
 			return fmt.Errorf("%s: state is %s, not one of %v: %w", subject, state, c.From, catalog.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, path = ?, updated_at = ? WHERE subscription_id = ? AND id = ?`,
-			string(c.State), c.Path, encTime(catalog.OrNow(c.At)), c.SubscriptionID, c.ImageID); err != nil {
+			string(c.State), c.Path, sqlitedb.EncodeTime(catalog.OrNow(c.At)), c.SubscriptionID, c.ImageID); err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
 		if _, err := appendEvents(ctx, tx, events, c.SubscriptionID, c.ImageID); err != nil {

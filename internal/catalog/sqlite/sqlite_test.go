@@ -13,11 +13,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/catalog"
 	"github.com/vmtrust/vmtrust/internal/catalog/catalogtest"
+	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -49,7 +49,7 @@ func openTest(t *testing.T, path string) *Store {
 }
 
 func TestMigrationsFromEmpty(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := sqlitedb.LoadMigrations("catalog", migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestMigrationsFromEmpty(t *testing.T) {
 		var v int
 		var name string
 		var at time.Time
-		if err := rows.Scan(&v, &name, scanTime(&at)); err != nil {
+		if err := rows.Scan(&v, &name, sqlitedb.ScanTime(&at)); err != nil {
 			t.Fatal(err)
 		}
 		if time.Since(at) > time.Minute {
@@ -76,7 +76,7 @@ func TestMigrationsFromEmpty(t *testing.T) {
 	rows.Close()
 	var want []string
 	for _, m := range ms {
-		want = append(want, fmt.Sprintf("%d_%s", m.version, m.name))
+		want = append(want, fmt.Sprintf("%d_%s", m.Version, m.Name))
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("schema_migrations = %v, want %v", got, want)
@@ -118,53 +118,17 @@ func TestMigrationsFromEmpty(t *testing.T) {
 	}
 }
 
+// TestLoadMigrations checks the embedded migrations; package sqlitedb
+// tests how file names are read.
 func TestLoadMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := sqlitedb.LoadMigrations("catalog", migrationFiles, "migrations")
 	if err != nil {
 		t.Fatalf("embedded migrations: %v", err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 || m.name == "" || strings.TrimSpace(m.sql) == "" {
-			t.Errorf("embedded migration %d = %d %q (%d bytes)", i, m.version, m.name, len(m.sql))
+		if m.Version != i+1 || m.Name == "" || strings.TrimSpace(m.SQL) == "" {
+			t.Errorf("embedded migration %d = %d %q (%d bytes)", i, m.Version, m.Name, len(m.SQL))
 		}
-	}
-
-	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
-	for _, tc := range []struct {
-		name    string
-		fs      fstest.MapFS
-		want    []string // version_name
-		wantErr string
-	}{
-		{"Ordered", fstest.MapFS{"m/0002_b.sql": file("B"), "m/0001_a.sql": file("A"), "m/README": file("x")}, []string{"1_a", "2_b"}, ""},
-		{"Gap", fstest.MapFS{"m/0001_a.sql": file("A"), "m/0003_c.sql": file("C")}, nil, "want 2"},
-		{"StartsAtTwo", fstest.MapFS{"m/0002_a.sql": file("A")}, nil, "want 1"},
-		{"Duplicate", fstest.MapFS{"m/0001_a.sql": file("A"), "m/0001_b.sql": file("B")}, nil, "want 2"},
-		{"NoName", fstest.MapFS{"m/0001.sql": file("A")}, nil, "not named"},
-		{"ShortNumber", fstest.MapFS{"m/1_a.sql": file("A")}, nil, "not named"},
-		{"NotANumber", fstest.MapFS{"m/000x_a.sql": file("A")}, nil, "not named"},
-		{"Empty", fstest.MapFS{"m/README": file("x")}, nil, "none"},
-		{"NoDir", fstest.MapFS{}, nil, "m"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ms, err := loadMigrations(tc.fs, "m")
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("loadMigrations = %v, want an error containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, m := range ms {
-				got = append(got, fmt.Sprintf("%d_%s", m.version, m.name))
-			}
-			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
-				t.Errorf("loadMigrations = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -189,11 +153,11 @@ func tableExists(t *testing.T, s *Store, name string) bool {
 func TestMigrationSteps(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "catalog.db")
-	m1 := migration{1, "one", "CREATE TABLE a (x INTEGER) STRICT; INSERT INTO a VALUES (1);"}
-	m2 := migration{2, "two", "CREATE TABLE b (y TEXT) STRICT;\nCREATE TABLE c (z TEXT) STRICT;\nINSERT INTO b VALUES ('b');"}
-	bad := migration{3, "bad", "CREATE TABLE d (w TEXT) STRICT; INSERT INTO a VALUES (2); INSERT INTO missing VALUES (1);"}
+	m1 := sqlitedb.Migration{Version: 1, Name: "one", SQL: "CREATE TABLE a (x INTEGER) STRICT; INSERT INTO a VALUES (1);"}
+	m2 := sqlitedb.Migration{Version: 2, Name: "two", SQL: "CREATE TABLE b (y TEXT) STRICT;\nCREATE TABLE c (z TEXT) STRICT;\nINSERT INTO b VALUES ('b');"}
+	bad := sqlitedb.Migration{Version: 3, Name: "bad", SQL: "CREATE TABLE d (w TEXT) STRICT; INSERT INTO a VALUES (2); INSERT INTO missing VALUES (1);"}
 
-	reopen := func(t *testing.T, ms ...migration) (*Store, error) {
+	reopen := func(t *testing.T, ms ...sqlitedb.Migration) (*Store, error) {
 		t.Helper()
 		s, err := open(ctx, path, testLogger(t), ms)
 		if err == nil {
@@ -265,7 +229,7 @@ func TestMigrationSteps(t *testing.T) {
 	})
 
 	t.Run("RefuseOtherHistory", func(t *testing.T) {
-		other := migration{2, "other", "CREATE TABLE e (v TEXT) STRICT;"}
+		other := sqlitedb.Migration{Version: 2, Name: "other", SQL: "CREATE TABLE e (v TEXT) STRICT;"}
 		_, err := reopen(t, m1, other)
 		var sv *SchemaVersionError
 		if !errors.As(err, &sv) || !strings.Contains(sv.Detail, `"two"`) {
@@ -292,7 +256,7 @@ func TestRefuseNewerSchema(t *testing.T) {
 	s := openTest(t, path)
 	known, _ := schemaVersion(t, s)
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_the_future', ?)`,
-		known+1, encTime(time.Now())); err != nil {
+		known+1, sqlitedb.EncodeTime(time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -482,36 +446,5 @@ func TestTwoStoresOneFile(t *testing.T) {
 	evs, err := b.Events(ctx, 0, catalog.MaxPage)
 	if err != nil || len(evs) != 2*versions {
 		t.Fatalf("Events = %d, %v; want %d", len(evs), err, 2*versions)
-	}
-}
-
-func TestTimeEncoding(t *testing.T) {
-	for _, tc := range []time.Time{
-		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
-		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
-		time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.FixedZone("X", -5*3600)),
-		time.Date(2499, 12, 31, 22, 0, 0, 0, time.UTC),
-		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
-	} {
-		enc := encTime(tc).(string)
-		var got time.Time
-		if err := scanTime(&got).Scan(enc); err != nil {
-			t.Fatalf("scan(%q) = %v", enc, err)
-		}
-		if !got.Equal(tc) || got.Location() != time.UTC {
-			t.Errorf("time %v -> %q -> %v, want the same instant in UTC", tc, enc, got)
-		}
-	}
-	// Fixed width, so text order is time order.
-	a, b := encTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)).(string), encTime(time.Date(2025, 1, 1, 0, 0, 0, 100, time.UTC)).(string)
-	if len(a) != len(b) || a >= b {
-		t.Errorf("encTime not fixed width or not ordered: %q, %q", a, b)
-	}
-	if encTime(time.Time{}) != nil {
-		t.Error("encTime(zero) is not NULL")
-	}
-	var got time.Time
-	if err := scanTime(&got).Scan("2025-01-01"); err == nil {
-		t.Error("scan of a malformed stored time succeeded")
 	}
 }

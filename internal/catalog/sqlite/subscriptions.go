@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
 // AddEndorser implements catalog.EndorserStore.
@@ -17,9 +18,9 @@ func (s *Store) AddEndorser(ctx context.Context, e catalog.Endorser) error {
 	}
 	e.Added = catalog.OrNow(e.Added)
 	_, err := s.w.ExecContext(ctx, `INSERT INTO endorsers (name, dn, ca, added) VALUES (?, ?, ?, ?)`,
-		e.Name, e.DN, e.CA, encTime(e.Added))
+		e.Name, e.DN, e.CA, sqlitedb.EncodeTime(e.Added))
 	switch {
-	case isUniqueViolation(err):
+	case sqlitedb.IsUniqueViolation(err):
 		return fmt.Errorf("endorser %q: %w", e.Name, catalog.ErrExists)
 	case err != nil:
 		return fmt.Errorf("endorser %q: %w", e.Name, err)
@@ -31,7 +32,7 @@ const endorserColumns = `name, dn, ca, added`
 
 func scanEndorser(row interface{ Scan(...any) error }) (catalog.Endorser, error) {
 	var e catalog.Endorser
-	err := row.Scan(&e.Name, &e.DN, &e.CA, scanTime(&e.Added))
+	err := row.Scan(&e.Name, &e.DN, &e.CA, sqlitedb.ScanTime(&e.Added))
 	return e, err
 }
 
@@ -79,9 +80,9 @@ func (s *Store) AddSubscription(ctx context.Context, sub catalog.Subscription) (
 		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO subscriptions (url, endorser, new_images, ca_bundle, created, identifier)
 			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-			sub.URL, sub.Endorser, string(sub.NewImages), sub.CABundle, encTime(catalog.OrNow(sub.Created)), sub.Identifier).Scan(&id)
+			sub.URL, sub.Endorser, string(sub.NewImages), sub.CABundle, sqlitedb.EncodeTime(catalog.OrNow(sub.Created)), sub.Identifier).Scan(&id)
 		switch {
-		case isUniqueViolation(err):
+		case sqlitedb.IsUniqueViolation(err):
 			return fmt.Errorf("%s: %w", subject, catalog.ErrExists)
 		case err != nil:
 			return fmt.Errorf("%s: %w", subject, err)
@@ -107,8 +108,8 @@ const subscriptionColumns = `id, url, endorser, new_images, ca_bundle, created, 
 
 func scanSubscription(row interface{ Scan(...any) error }) (catalog.Subscription, error) {
 	var s catalog.Subscription
-	err := row.Scan(&s.ID, &s.URL, &s.Endorser, &s.NewImages, &s.CABundle, scanTime(&s.Created), &s.Identifier,
-		scanTime(&s.LastAttempt), scanTime(&s.LastSuccess), &s.LastError, &s.Version, &s.ListSHA512)
+	err := row.Scan(&s.ID, &s.URL, &s.Endorser, &s.NewImages, &s.CABundle, sqlitedb.ScanTime(&s.Created), &s.Identifier,
+		sqlitedb.ScanTime(&s.LastAttempt), sqlitedb.ScanTime(&s.LastSuccess), &s.LastError, &s.Version, &s.ListSHA512)
 	return s, err
 }
 
@@ -181,10 +182,10 @@ func (s *Store) RecordAttempt(ctx context.Context, id int64, t time.Time, attemp
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		if attemptErr == nil {
 			return updateOne(ctx, tx, subject, `UPDATE subscriptions SET last_attempt = ?, last_success = ?, last_error = '' WHERE id = ?`,
-				encTime(t), encTime(t), id)
+				sqlitedb.EncodeTime(t), sqlitedb.EncodeTime(t), id)
 		}
 		return updateOne(ctx, tx, subject, `UPDATE subscriptions SET last_attempt = ?, last_error = ? WHERE id = ?`,
-			encTime(t), catalog.TruncateError(attemptErr), id)
+			sqlitedb.EncodeTime(t), catalog.TruncateError(attemptErr), id)
 	})
 }
 
