@@ -16,8 +16,9 @@
 #               virt-inspector (SLOW_RUNS each: they take 15-20 s)
 #   peak memory /usr/bin/time -f %M (max RSS of the process tree's largest
 #               process, KiB), one run each
-#   bytes read  strace -f -y: the sum of what read/pread64/preadv returned on
-#               file descriptors open on the image file (one run each);
+#   bytes read  strace -f -P IMAGE: the sum of what read/pread64/preadv
+#               returned on file descriptors open on the image file (one run
+#               each; a copy of the image made by the tool is not counted);
 #               vmtrust's own count (its JSON report's bytes_read) beside it
 #
 # Usage: bench/inspect-image.sh
@@ -133,7 +134,8 @@ fi
 peak_kib() { /usr/bin/time -f '%M' -o "$BENCH_DIR/time.out" "$@" >/dev/null 2>&1 || true; tail -n 1 "$BENCH_DIR/time.out"; }
 # Sum of the byte counts returned by reads on descriptors open on $IMG.
 bytes_read() {
-	strace -f -y -qq -e trace=read,pread64,readv,preadv,preadv2 -o "$BENCH_DIR/strace.out" "$@" >/dev/null 2>&1 || true
+	# -P: only calls on the image file; --seccomp-bpf: stop only on reads.
+	strace -f -y -qq --seccomp-bpf -P "$IMG" -e trace=read,pread64,readv,preadv,preadv2 -o "$BENCH_DIR/strace.out" "$@" >/dev/null 2>&1 || true
 	awk -v img="<$IMG>" 'index($0, img) { n = split($0, a, "= "); v = a[n] + 0; if (v > 0) s += v } END { printf "%d\n", s }' "$BENCH_DIR/strace.out"
 }
 log "peak memory and bytes read"

@@ -121,7 +121,8 @@ func (w *inspectWorld) vm(t *testing.T, args ...string) (int, string, string) {
 type inspectJSON struct {
 	MessageType string `json:"message_type"`
 	OS          struct {
-		ID, VersionID string `json:"version_id"`
+		ID        string `json:"id"`
+		VersionID string `json:"version_id"`
 	} `json:"os"`
 	Packages []struct {
 		Name, Version string
@@ -157,8 +158,8 @@ func TestInspectCommand(t *testing.T) {
 	w := newInspectWorld(t)
 
 	r := w.inspect(t)
-	if r.MessageType != "inspection" || r.Image.Format != "qcow2" || r.Image.BytesRead <= 0 {
-		t.Errorf("inspect: message_type %q, format %q, bytes_read %d", r.MessageType, r.Image.Format, r.Image.BytesRead)
+	if r.MessageType != "inspection" || r.Image.Format != "qcow2" || r.Image.BytesRead <= 0 || r.OS.ID != "debian" || r.OS.VersionID != "12" {
+		t.Errorf("inspect: message_type %q, format %q, bytes_read %d, os %+v", r.MessageType, r.Image.Format, r.Image.BytesRead, r.OS)
 	}
 	if len(r.Packages) != 2 || r.Packages[0].Name != "libssl3" || r.Packages[0].SourceName != "openssl" {
 		t.Errorf("packages = %+v, want libssl3 (source openssl) and openssl", r.Packages)
