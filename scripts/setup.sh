@@ -34,6 +34,13 @@ PACKAGES=(
 	mount           # losetup for the LVM tests
 	strace          # bench/inspect-image.sh: bytes of the image each tool reads
 	time            # bench/inspect-image.sh: /usr/bin/time for peak memory
+	qemu-system-x86 # scripts/libvirt-env.sh: TCG guests under libvirt (issue 5)
+	libvirt-daemon-system # scripts/libvirt-env.sh: libvirtd, virtlogd
+	libvirt-clients # scripts/libvirt-env.sh: virsh
+	libxml2-utils   # xmllint, which virt-xml-validate needs (internal/admission/domain schema test)
+	busybox-static  # scripts/libvirt-env.sh: the test guest's initramfs
+	cpio            # scripts/libvirt-env.sh: packs the initramfs
+	iproute2        # scripts/libvirt-env.sh: ip netns for private libvirtd instances
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26

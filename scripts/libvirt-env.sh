@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# scripts/libvirt-env.sh — the real libvirt + QEMU test environment: a cached
+# guest kit and private libvirtd instances in their own network namespaces.
+# Run as root. No vmtrust logic lives here.
+#
+#   libvirt-env.sh build
+#       Builds the guest kit into
+#       ${VMTRUST_FIXTURES:-/var/cache/vmtrust/fixtures}/libvirt-<recipe>/,
+#       <recipe> being the first 16 hex digits of the sha256 of this file
+#       (internal/vmtest computes the same name). Contents:
+#         vmlinuz            a Debian kernel (linux-image-cloud-amd64's bzImage,
+#                            downloaded with apt-get download, not the host's /boot)
+#         kernel-version     its version string
+#         initramfs.cpio.gz  busybox-static; /init prints
+#                            "VMTRUST-GUEST-MARKER <name> up" on ttyS0, <name>
+#                            from the kernel argument vmtrust.name=, then powers
+#                            off (poweroff -f), or stays up with vmtrust.hold=1
+#         root.qcow2         a tiny ext4 root disk (the guest need not mount it)
+#       Atomic (temp dir + rename) and idempotent; the directory is the last
+#       line on stdout. Downloaded .debs are kept in <base>/.debs.
+#
+#   libvirt-env.sh start NAME [HOOK]
+#       Starts virtlogd -d and libvirtd -d inside a new network namespace
+#       vmtrust-NAME-<random> (loopback up, nothing else: no traffic leaves it)
+#       and a private mount namespace in which /etc/libvirt, /run/libvirt,
+#       /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt are bind
+#       mounts of directories private to this instance. So the instance has
+#       its own libvirtd.conf, qemu.conf, hooks directory, domain state, logs
+#       and PID files, and neither the host's libvirt nor concurrent instances
+#       see it. HOOK, when given, is installed as the instance's
+#       /etc/libvirt/hooks/qemu before libvirtd starts.
+#       Prints two lines, last on stdout:
+#         VMTRUST_LIBVIRT_URI=qemu+unix:///system?socket=<dir>/sock/libvirt-sock
+#         VMTRUST_LIBVIRT_NETNS=vmtrust-NAME-<random>
+#
+#   libvirt-env.sh stop NAME|NETNS      stop-all
+#       Destroys the instance's domains, kills only the PIDs it recorded (QEMU
+#       PID files in its private /run/libvirt/qemu, virtlogd and libvirtd PID
+#       files, then any process left in its own network namespace), deletes
+#       the namespace and the instance directory.
+#
+# Hooks (libvirt 9.0): the hooks directory is the compile-time constant
+# SYSCONFDIR/libvirt/hooks (/etc/libvirt/hooks). Neither --config,
+# XDG_CONFIG_HOME nor LIBVIRT_CONFIG_DIR moves it for the privileged (system)
+# daemon; qemu.conf is likewise read from /etc/libvirt. The private mount
+# namespace is what makes the hooks directory private: /etc/libvirt is a bind
+# mount of <dir>/etc inside it, and the host sees the same files under
+# <dir>/etc/hooks. libvirtd only notices a hook that existed when it started.
+#
+# Layout of an instance: ${VMTRUST_LIBVIRT_RUN:-/run/vmtrust/libvirt}/<netns>/
+#   etc/ run/ lib/ log/ cache/   the private libvirt directories
+#   sock/                        libvirtd's sockets (unix_sock_dir)
+#   virtlogd.pid libvirtd.pid    recorded daemon PIDs
+#   libvirtd.log virtlogd.log    daemon logs
+set -euo pipefail
+umask 022
+export LC_ALL=C
+export PATH=$PATH:/usr/sbin:/sbin
+
+log() { printf 'libvirt-env: %s\n' "$*" >&2; }
+die() {
+	printf 'libvirt-env: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+script=$(readlink -f -- "${BASH_SOURCE[0]}")
+recipe=$(sha256sum -- "$script" | cut -c1-16)
+base=${VMTRUST_FIXTURES:-/var/cache/vmtrust/fixtures}
+kit=$base/libvirt-$recipe
+rundir=${VMTRUST_LIBVIRT_RUN:-/run/vmtrust/libvirt}
+
+need_root() { [ "$(id -u)" -eq 0 ] || die "$1 needs root"; }
+need_cmds() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || die "$c is not installed: run scripts/setup.sh (as root)"
+	done
+}
+
+# --- build ------------------------------------------------------------------------
+
+cmd_build() {
+	if [ -d "$kit" ]; then
+		log "guest kit for recipe $recipe is up to date"
+		printf '%s\n' "$kit"
+		return 0
+	fi
+	need_root "build"
+	need_cmds apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img flock
+	[ -x /bin/busybox ] && [ -z "$(ldd /bin/busybox 2>/dev/null | grep '=>' || true)" ] ||
+		die "/bin/busybox is missing or not static: install busybox-static"
+	mkdir -p "$base/.debs"
+	exec 8>>"$base/.libvirt-lock"
+	flock 8
+	if [ -d "$kit" ]; then # built by a concurrent run while we waited
+		printf '%s\n' "$kit"
+		return 0
+	fi
+	local tmp
+	tmp=$(mktemp -d "$base/.libvirt-build-XXXXXX")
+	trap 'rm -rf --one-file-system -- "$tmp"' EXIT
+
+	# The kernel: the package linux-image-cloud-amd64 depends on today.
+	local pkg deb
+	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ {print $2; exit}')
+	[ -n "$pkg" ] || die "cannot resolve linux-image-cloud-amd64 to a kernel package (apt-get update?)"
+	deb=$(ls "$base/.debs/${pkg}_"*.deb 2>/dev/null | head -n1 || true)
+	if [ -z "$deb" ]; then
+		log "downloading $pkg"
+		(cd "$base/.debs" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+		deb=$(ls "$base/.debs/${pkg}_"*.deb | head -n1)
+	fi
+	mkdir "$tmp/deb"
+	dpkg-deb -x "$deb" "$tmp/deb"
+	local vmlinuz
+	vmlinuz=$(ls "$tmp/deb/boot/vmlinuz-"* | head -n1)
+	[ -f "$vmlinuz" ] || die "$deb holds no /boot/vmlinuz-*"
+	cp -- "$vmlinuz" "$tmp/vmlinuz"
+	printf '%s\n' "${vmlinuz##*/vmlinuz-}" >"$tmp/kernel-version"
+	rm -rf -- "$tmp/deb"
+
+	# The initramfs.
+	local ir=$tmp/initramfs
+	mkdir -p "$ir/bin" "$ir/dev" "$ir/proc" "$ir/sys"
+	cp -- /bin/busybox "$ir/bin/busybox"
+	ln -s busybox "$ir/bin/sh"
+	mknod -m 600 "$ir/dev/console" c 5 1
+	cat >"$ir/init" <<'EOF'
+#!/bin/busybox sh
+# vmtrust test guest: print the marker on the serial console, then power off.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+name=unnamed
+hold=0
+for a in $(/bin/busybox cat /proc/cmdline); do
+	case $a in
+	vmtrust.name=*) name=${a#vmtrust.name=} ;;
+	vmtrust.hold=1) hold=1 ;;
+	esac
+done
+/bin/busybox hostname "$name"
+echo "VMTRUST-GUEST-MARKER $(/bin/busybox hostname) up" >/dev/ttyS0
+if [ "$hold" = 1 ]; then
+	while :; do /bin/busybox sleep 3600; done
+fi
+/bin/busybox poweroff -f
+EOF
+	chmod 755 "$ir/init"
+	(cd "$ir" && find . -print0 | sort -z | cpio --null --reproducible -o -H newc --quiet) | gzip -9n >"$tmp/initramfs.cpio.gz"
+	rm -rf -- "$ir"
+
+	# The root disk: 16 MiB ext4 with a marker file, as qcow2.
+	mkdir -p "$tmp/rootfs/etc"
+	printf 'vmtrust libvirt test root %s\n' "$recipe" >"$tmp/rootfs/etc/vmtrust-root"
+	E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -d "$tmp/rootfs" -U 3a1c5e7f-2b4d-4f6a-8c0e-1d3f5a7b9c2e \
+		-L vmtrust-root "$tmp/root.raw" 16M >&2
+	qemu-img convert -f raw -O qcow2 "$tmp/root.raw" "$tmp/root.qcow2"
+	rm -rf -- "$tmp/root.raw" "$tmp/rootfs"
+
+	chmod 755 "$tmp"
+	mv -T -- "$tmp" "$kit"
+	trap - EXIT
+	local d
+	for d in "$base"/libvirt-*; do
+		[ -d "$d" ] && [ "$d" != "$kit" ] && [[ ${d##*/} =~ ^libvirt-[0-9a-f]{16}$ ]] || continue
+		log "removing old guest kit $d"
+		rm -rf --one-file-system -- "$d"
+	done
+	log "built the guest kit ($(cat "$kit/kernel-version"))"
+	printf '%s\n' "$kit"
+}
+
+# --- start ------------------------------------------------------------------------
+
+cmd_start() {
+	local name=${1:-} hook=${2:-}
+	[[ $name =~ ^[a-z0-9][a-z0-9-]{0,23}$ ]] || die "start: NAME must match [a-z0-9][a-z0-9-]{0,23}, got '$name'"
+	need_root "start"
+	need_cmds ip libvirtd virtlogd virsh
+	if [ -n "$hook" ]; then
+		[ -f "$hook" ] || die "start: hook $hook is not a file"
+	fi
+	local ns dir
+	ns=vmtrust-$name-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+	dir=$rundir/$ns
+	mkdir -p "$rundir"
+	mkdir -m 700 "$dir"
+	mkdir -p "$dir"/{etc/hooks,etc/qemu,run,lib,log,cache,sock}
+	if [ -n "$hook" ]; then
+		cp -- "$hook" "$dir/etc/hooks/qemu"
+		chmod 755 "$dir/etc/hooks/qemu"
+	fi
+	cat >"$dir/etc/libvirtd.conf" <<EOF
+unix_sock_dir = "$dir/sock"
+unix_sock_group = "root"
+unix_sock_rw_perms = "0700"
+unix_sock_ro_perms = "0700"
+unix_sock_admin_perms = "0700"
+auth_unix_rw = "none"
+auth_unix_ro = "none"
+log_outputs = "3:file:$dir/libvirtd.log"
+EOF
+	cat >"$dir/etc/virtlogd.conf" <<EOF
+log_outputs = "3:file:$dir/virtlogd.log"
+EOF
+	# QEMU as root without cgroups or a security driver: the instance runs in
+	# a namespace where /sys/fs/cgroup is not mounted.
+	cat >"$dir/etc/qemu.conf" <<EOF
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+cgroup_controllers = [ ]
+EOF
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	# ip netns exec enters a new mount namespace (slave of the host's), so the
+	# bind mounts below are seen only by the daemons started here.
+	if ! ip netns exec "$ns" /bin/sh -eu -c '
+		dir=$1
+		for m in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt; do
+			mkdir -p "${m#*:}"
+			mount --bind "$dir/${m%%:*}" "${m#*:}"
+		done
+		virtlogd -d --config "$dir/etc/virtlogd.conf" --pid-file "$dir/virtlogd.pid"
+		libvirtd -d --config "$dir/etc/libvirtd.conf" --pid-file "$dir/libvirtd.pid"
+	' sh "$dir" >&2; then
+		cmd_stop "$ns" || true
+		die "start: the daemons did not start (logs: $dir/*.log)"
+	fi
+	local uri="qemu+unix:///system?socket=$dir/sock/libvirt-sock" i
+	for i in $(seq 1 300); do
+		virsh -q -c "$uri" version >/dev/null 2>&1 && break
+		if [ "$i" -eq 300 ]; then
+			local logs
+			logs=$(tail -n 20 "$dir/libvirtd.log" 2>/dev/null || true)
+			cmd_stop "$ns" || true
+			die "start: libvirtd did not answer on $uri within 30s: $logs"
+		fi
+		sleep 0.1
+	done
+	log "libvirtd $(cat "$dir/libvirtd.pid") and virtlogd $(cat "$dir/virtlogd.pid") up in netns $ns"
+	printf 'VMTRUST_LIBVIRT_URI=%s\nVMTRUST_LIBVIRT_NETNS=%s\n' "$uri" "$ns"
+}
+
+# --- stop -------------------------------------------------------------------------
+
+# pid_of FILE EXE: the PID in FILE when that process runs EXE (not a reused PID).
+pid_of() {
+	local pid exe
+	[ -f "$1" ] || return 1
+	pid=$(head -c 32 "$1" | tr -d ' \n')
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	[[ ${exe##*/} == $2* ]] || return 1
+	printf '%s\n' "$pid"
+}
+
+kill_wait() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_one() {
+	local ns=$1 dir=$rundir/$1 uri f pid dom
+	[ -d "$dir" ] || die "stop: no instance $ns in $rundir"
+	uri="qemu+unix:///system?socket=$dir/sock/libvirt-sock"
+	if [ -S "$dir/sock/libvirt-sock" ] && pid_of "$dir/libvirtd.pid" libvirtd >/dev/null; then
+		while read -r dom; do
+			[ -n "$dom" ] && timeout 10 virsh -q -c "$uri" destroy "$dom" >/dev/null 2>&1 || true
+		done < <(timeout 10 virsh -q -c "$uri" list --name 2>/dev/null || true)
+	fi
+	for f in "$dir"/run/qemu/*.pid; do
+		pid=$(pid_of "$f" qemu-system) && kill_wait "$pid"
+	done
+	pid=$(pid_of "$dir/libvirtd.pid" libvirtd) && kill_wait "$pid"
+	pid=$(pid_of "$dir/virtlogd.pid" virtlogd) && kill_wait "$pid"
+	if [ -e "/run/netns/$ns" ]; then
+		# Anything left in our own namespace was started by us.
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill_wait "$pid"; done
+		ip netns delete "$ns"
+	fi
+	rm -rf --one-file-system -- "$dir"
+	log "stopped $ns"
+}
+
+cmd_stop() {
+	local arg=${1:-} d found=0
+	[[ $arg =~ ^[a-z0-9][a-z0-9-]{0,40}$ ]] || die "stop: bad NAME '$arg'"
+	need_root "stop"
+	if [[ $arg == vmtrust-* ]] && [ -d "$rundir/$arg" ]; then
+		stop_one "$arg"
+		return
+	fi
+	for d in "$rundir"/vmtrust-"$arg"-*; do
+		[[ ${d##*/} =~ ^vmtrust-$arg-[0-9a-f]{8}$ ]] || continue
+		stop_one "${d##*/}"
+		found=1
+	done
+	[ "$found" = 1 ] || die "stop: no instance named $arg"
+}
+
+cmd_stop_all() {
+	need_root "stop-all"
+	local d
+	for d in "$rundir"/vmtrust-*; do
+		[ -d "$d" ] && [[ ${d##*/} =~ ^vmtrust-[a-z0-9-]+-[0-9a-f]{8}$ ]] || continue
+		stop_one "${d##*/}"
+	done
+}
+
+case ${1:-} in
+build) cmd_build ;;
+start) cmd_start "${2:-}" "${3:-}" ;;
+stop) cmd_stop "${2:-}" ;;
+stop-all) cmd_stop_all ;;
+*) die "usage: $0 build | start NAME [HOOK] | stop NAME|NETNS | stop-all" ;;
+esac
