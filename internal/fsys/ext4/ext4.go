@@ -161,36 +161,8 @@ const (
 	sIFSOCK = 0xC000
 )
 
-func goMode(m uint16) (fs.FileMode, bool) {
-	mode := fs.FileMode(m & 0o777)
-	switch m & sIFMT {
-	case sIFREG:
-	case sIFDIR:
-		mode |= fs.ModeDir
-	case sIFLNK:
-		mode |= fs.ModeSymlink
-	case sIFIFO:
-		mode |= fs.ModeNamedPipe
-	case sIFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case sIFBLK:
-		mode |= fs.ModeDevice
-	case sIFSOCK:
-		mode |= fs.ModeSocket
-	default:
-		return 0, false
-	}
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode, true
-}
+// goMode converts a Unix mode to a Go file mode (fsys.UnixMode).
+func goMode(m uint16) (fs.FileMode, bool) { return fsys.UnixMode(m) }
 
 // Group descriptor flag: inode table not initialized.
 const bgInodeUninit = 0x1

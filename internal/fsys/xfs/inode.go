@@ -176,38 +176,8 @@ func timestamp(ts uint64, bigtime bool) (time.Time, error) {
 	return time.Unix(sec, int64(nsec)).UTC(), nil
 }
 
-// goMode converts a Unix mode to a Go file mode; ok is false for a free
-// inode (mode 0) or an unknown file type.
-func goMode(m uint16) (fs.FileMode, bool) {
-	mode := fs.FileMode(m & 0o777)
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	switch m & sIFMT {
-	case sIFREG:
-	case sIFDIR:
-		mode |= fs.ModeDir
-	case sIFLNK:
-		mode |= fs.ModeSymlink
-	case sIFCHR:
-		mode |= fs.ModeDevice | fs.ModeCharDevice
-	case sIFBLK:
-		mode |= fs.ModeDevice
-	case sIFIFO:
-		mode |= fs.ModeNamedPipe
-	case sIFSOCK:
-		mode |= fs.ModeSocket
-	default:
-		return 0, false
-	}
-	return mode, true
-}
+// goMode converts a Unix mode to a Go file mode (fsys.UnixMode).
+func goMode(m uint16) (fs.FileMode, bool) { return fsys.UnixMode(m) }
 
 // Stat describes inode ino.
 func (f *FS) Stat(ino fsys.Ino) (fsys.Info, error) {
