@@ -47,6 +47,7 @@ const (
 	exitInput     = 3
 	exitPartial   = 4
 	exitFindings  = 5 // inspect: findings at or above --fail-on
+	exitDenied    = 6 // admit: the domain is refused
 	exitCancelled = 130
 )
 
@@ -100,6 +101,8 @@ func exitCode(err error) int {
 		return exitPartial
 	case errors.Is(err, cli.ErrFindings):
 		return exitFindings
+	case errors.Is(err, cli.ErrDenied):
+		return exitDenied
 	}
 	return exitInternal
 }

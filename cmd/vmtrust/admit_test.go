@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func admitDomain(t *testing.T, w *siteWorld, name, disk string) string {
+	t.Helper()
+	x := `<domain type='kvm'><name>` + name + `</name><uuid>0f0e0d0c-0b0a-0908-0706-050403020100</uuid><devices>
+  <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='` + disk + `'/><target dev='vda' bus='virtio'/></disk>
+  <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>
+  <graphics type='vnc' listen='127.0.0.1' passwd='x'/>
+</devices></domain>`
+	return w.write(t, name+".xml", []byte(x))
+}
+
+func TestAdmit(t *testing.T) {
+	w := newSiteWorld(t)
+	w.subscribe(t)
+	disk := bytes.Repeat([]byte("disk"), 100_000)
+	w.publish(t, "1", map[string][]byte{img1: disk})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
+	}
+	_, ims := w.images(t)
+	cached := ims[img1].Path
+	if ims[img1].State != "cached" || cached == "" {
+		t.Fatalf("images: %+v", ims)
+	}
+
+	code, out, errs := w.vm(t, "admit", "--json", admitDomain(t, w, "good", cached))
+	var d struct {
+		MessageType string `json:"message_type"`
+		Allow       bool   `json:"allow"`
+		Class       int    `json:"class"`
+		Reason      string `json:"reason"`
+		UUID        string `json:"uuid"`
+		MACs        []string
+		Disks       []struct {
+			ImageID string `json:"image_id"`
+			SHA512  string `json:"sha512"`
+			State   string `json:"state"`
+		} `json:"disks"`
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("admit --json: %v\n%s\n%s", err, out, errs)
+	}
+	if code != 0 || d.MessageType != "admission" || !d.Allow || d.Class != 2 || len(d.Disks) != 1 || d.Disks[0].ImageID != img1 || d.Disks[0].State != "cached" {
+		t.Fatalf("admit cached image: exit %d %+v\n%s", code, d, errs)
+	}
+	if code, out, _ := w.vm(t, "admit", admitDomain(t, w, "good", cached)); code != 0 || !strings.Contains(out, "ALLOWED class 2") {
+		t.Fatalf("admit (table): exit %d\n%s", code, out)
+	}
+
+	// A byte-identical copy outside the cache is not an admitted image.
+	cp := filepath.Join(w.dir, "copy.img")
+	if err := os.WriteFile(cp, disk, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = w.vm(t, "admit", admitDomain(t, w, "copy", cp))
+	if code != exitDenied || !strings.Contains(out, "DENIED") || !strings.Contains(errs, "no rule allows this domain (disk vda: "+cp+" is unknown") || !strings.Contains(out, "not a cached image") {
+		t.Fatalf("admit unknown copy: exit %d, want %d\n%s\n%s", code, exitDenied, out, errs)
+	}
+
+	if code, _, _ := w.vm(t, "admit", filepath.Join(w.dir, "missing.xml")); code != exitInput {
+		t.Fatalf("admit missing file: exit %d, want %d", code, exitInput)
+	}
+
+	b, err := os.ReadFile(filepath.Join(w.state, "admission.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 3 {
+		t.Fatalf("admission.jsonl: %d decisions, want 3:\n%s", n, b)
+	}
+}
