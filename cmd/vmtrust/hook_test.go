@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmtrust/vmtrust/internal/vmtest"
+)
+
+// vmtrustProc runs the test binary as vmtrust in its own process (the hook
+// ends the process on a refusal) with stdin.
+func vmtrustProc(t *testing.T, bin string, stdin []byte, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "VMTRUST_TEST_AS_MAIN=1")
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out.String(), errb.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out.String(), errb.String()
+	}
+	t.Fatalf("%s %v: %v", bin, args, err)
+	return 0, "", ""
+}
+
+// vmtrustIn runs vmtrust in this process with stdin.
+func vmtrustIn(stdin []byte, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, bytes.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHookRun(t *testing.T) {
+	w := newSiteWorld(t)
+	w.subscribe(t)
+	disk := bytes.Repeat([]byte("disk"), 100_000)
+	w.publish(t, "1", map[string][]byte{img1: disk})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
+	}
+	_, ims := w.images(t)
+	cached := ims[img1].Path
+	base := []string{"--state", w.state, "--config", w.config(t), "hook", "run"}
+
+	good, err := os.ReadFile(admitDomain(t, w, "good", cached))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := vmtrustIn(good, append(base, "good", "prepare", "begin", "-")...); code != 0 || out != "" {
+		t.Fatalf("hook run prepare (cached image): exit %d\n%s\n%s", code, out, errs)
+	}
+	// libvirt's NAME must be the XML's name.
+	if code, _, errs := vmtrustProc(t, os.Args[0], good, append(base, "other", "prepare", "begin", "-")...); code != exitDenied || !strings.Contains(errs, "vmtrust: error: refused domain other: ") {
+		t.Fatalf("hook run with another name: exit %d\n%s", code, errs)
+	}
+
+	cp := filepath.Join(w.dir, "copy.img")
+	if err := os.WriteFile(cp, disk, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := os.ReadFile(admitDomain(t, w, "copy", cp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range [][]string{{"prepare", "begin", "-"}, {"migrate", "begin", "-"}} {
+		code, out, errs := vmtrustProc(t, os.Args[0], bad, append(append(base, "copy"), op...)...)
+		lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+		if code != exitDenied || out != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], "vmtrust: error: refused domain copy: ") || !strings.Contains(errs, cp+" is unknown") {
+			t.Fatalf("hook run %v (unknown image): exit %d, want %d\nstdout %q\nstderr %q", op, code, exitDenied, out, errs)
+		}
+	}
+
+	// Operations vmtrust does not act on succeed without reading anything.
+	for _, op := range []string{"release end", "stopped end", "start begin", "started begin"} {
+		args := append(append([]string{"--state", filepath.Join(w.dir, "no", "such", "state"), "hook", "run", "copy"}, strings.Fields(op)...), "-")
+		if code, out, errs := vmtrustIn([]byte("not xml"), args...); code != 0 || out != "" || errs != "" {
+			t.Fatalf("hook run %s: exit %d\n%s\n%s", op, code, out, errs)
+		}
+	}
+	// Fail closed: unreadable XML or policy refuse.
+	if code, _, errs := vmtrustProc(t, os.Args[0], []byte("<domain"), append(base, "x", "prepare", "begin", "-")...); code != exitDenied || !strings.Contains(errs, "vmtrust: error: refused domain x: ") {
+		t.Fatalf("hook run with malformed XML: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := vmtrustIn(good, append(base, "--policy", filepath.Join(w.dir, "missing.policy"), "good", "prepare", "begin", "-")...); code == 0 || !strings.Contains(errs, "refusing domain good") {
+		t.Fatalf("hook run with a missing policy: exit %d\n%s", code, errs)
+	}
+
+	b, err := os.ReadFile(filepath.Join(w.state, "admission.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "\n"); n != 5 {
+		t.Fatalf("admission.jsonl: %d decisions, want 5:\n%s", n, b)
+	}
+}
+
+type hookCheckReport struct {
+	Exists       bool   `json:"exists"`
+	Ours         bool   `json:"ours"`
+	Executable   bool   `json:"executable"`
+	Binary       string `json:"binary"`
+	BinaryExists bool   `json:"binary_exists"`
+	OK           bool   `json:"ok"`
+	Action       string `json:"action"`
+	Libvirtd     []struct {
+		PID        int  `json:"pid"`
+		BeforeHook bool `json:"before_hook"`
+	} `json:"libvirtd"`
+}
+
+func hookCheck(t *testing.T, run func(args ...string) (int, string, string), path string) (int, hookCheckReport) {
+	t.Helper()
+	code, out, errs := run("hook", "check", "--json", "--path", path)
+	var r hookCheckReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("hook check --json: %v\n%s\n%s", err, out, errs)
+	}
+	return code, r
+}
+
+func TestHookInstallCheck(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	p := filepath.Join(dir, "hooks", "qemu")
+	in := func(args ...string) (int, string, string) {
+		return vmtrust(t, append([]string{"--state", state}, args...)...)
+	}
+
+	if code, _, errs := in("hook", "install", "--path", p); code != 0 {
+		t.Fatalf("hook install: %d\n%s", code, errs)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("hook file: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(p)
+	exe, _ := os.Executable()
+	exe, _ = filepath.EvalSymlinks(exe)
+	if !strings.HasPrefix(string(b), "#!/bin/sh\n# vmtrust-hook:") || !strings.Contains(string(b), "exec "+exe+" --state "+state+" hook run \"$@\"\n") {
+		t.Fatalf("hook file:\n%s", b)
+	}
+	code, r := hookCheck(t, in, p)
+	if !r.Exists || !r.Ours || !r.Executable || r.Binary != exe || !r.BinaryExists {
+		t.Fatalf("hook check: exit %d %+v", code, r)
+	}
+	// Any libvirtd running now started before the hook was written.
+	if len(r.Libvirtd) == 0 && (code != 0 || !r.OK) || len(r.Libvirtd) > 0 && (code != exitPartial || r.OK || r.Action != "restart libvirtd") {
+		t.Fatalf("hook check: exit %d %+v", code, r)
+	}
+
+	foreign := filepath.Join(dir, "foreign")
+	orig := []byte("#!/bin/sh\nexit 0\n")
+	if err := os.WriteFile(foreign, orig, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := in("hook", "install", "--path", foreign); code != exitInput || !strings.Contains(errs, "not written by vmtrust") {
+		t.Fatalf("hook install over a foreign hook: exit %d\n%s", code, errs)
+	}
+	if b, _ := os.ReadFile(foreign); !bytes.Equal(b, orig) {
+		t.Fatalf("foreign hook changed:\n%s", b)
+	}
+	if code, r := hookCheck(t, in, foreign); code != exitInput || r.Ours || r.OK {
+		t.Fatalf("hook check of a foreign hook: exit %d %+v", code, r)
+	}
+	if code, _, errs := in("hook", "install", "--path", foreign, "--force"); code != 0 {
+		t.Fatalf("hook install --force: exit %d\n%s", code, errs)
+	}
+	if code, r := hookCheck(t, in, filepath.Join(dir, "missing")); code != exitInput || r.Exists {
+		t.Fatalf("hook check of a missing hook: exit %d %+v", code, r)
+	}
+}
+
+// TestHookLibvirt boots real guests under a private libvirtd that runs the
+// installed hook.
+func TestHookLibvirt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots guests under libvirt")
+	}
+	bin := filepath.Join(t.TempDir(), "vmtrust")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	w := newSiteWorld(t)
+	w.subscribe(t)
+	vm := func(args ...string) (int, string, string) {
+		return vmtrustProc(t, bin, nil, append([]string{"--state", w.state, "--config", w.config(t)}, args...)...)
+	}
+	hook := filepath.Join(w.dir, "hooks", "qemu")
+	if code, out, errs := vm("hook", "install", "--path", hook); code != 0 {
+		t.Fatalf("hook install: %d\n%s\n%s", code, out, errs)
+	}
+	env := vmtest.LibvirtWithHook(t, hook)
+
+	// Any qcow2 will do: the guest boots from the kit's kernel and initramfs.
+	qcow := filepath.Join(w.dir, "disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", qcow, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v\n%s", err, out)
+	}
+	disk, err := os.ReadFile(qcow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.publish(t, "1", map[string][]byte{img1: disk})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
+	}
+	_, ims := w.images(t)
+	cached := ims[img1].Path
+	if ims[img1].State != "cached" || cached == "" {
+		t.Fatalf("images: %+v", ims)
+	}
+
+	define := func(name, disk string) {
+		t.Helper()
+		x := w.write(t, name+".xml", []byte(env.DomainXML(name, disk)))
+		if _, _, err := env.Virsh("define", x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	define("hook-good", cached)
+	if _, _, err := env.Virsh("start", "hook-good"); err != nil {
+		t.Fatalf("start of an admitted domain: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := env.WaitMarker(ctx, "hook-good"); err != nil {
+		t.Fatal(err)
+	}
+
+	cp := filepath.Join(w.dir, "copy.qcow2")
+	if err := os.WriteFile(cp, disk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	define("hook-bad", cp)
+	_, errs, err := env.Virsh("start", "hook-bad")
+	if err == nil || !strings.Contains(errs, "vmtrust: error: refused domain hook-bad: ") || !strings.Contains(errs, cp) {
+		t.Fatalf("start of a domain on an unknown image: %v\n%s", err, errs)
+	}
+	t.Logf("virsh start hook-bad: %s", strings.TrimSpace(errs))
+
+	// A hook written after libvirtd started is not active.
+	if code, out, errs := vm("hook", "install", "--path", hook); code != 0 {
+		t.Fatalf("hook install again: %d\n%s\n%s", code, out, errs)
+	}
+	code, r := hookCheck(t, vm, hook)
+	stale := false
+	for _, p := range r.Libvirtd {
+		stale = stale || p.BeforeHook
+	}
+	if code != exitPartial || r.OK || !stale || r.Action != "restart libvirtd" || !r.Ours || !r.BinaryExists || r.Binary != bin {
+		t.Fatalf("hook check after a reinstall: exit %d %+v", code, r)
+	}
+}
