@@ -129,7 +129,23 @@ stop_server() {
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=''
 }
-trap stop_server EXIT
+# --- the private libvirtd ------------------------------------------------------
+# The boot step starts one private libvirtd (scripts/libvirt-env.sh start, in
+# its own network namespace) and stops exactly that instance, by the namespace
+# name it printed, when the demo ends, however it ends.
+LIBVIRT_ENV=$repo/scripts/libvirt-env.sh
+libvirt_ns=''
+stop_libvirt() {
+	[ -n "$libvirt_ns" ] || return 0
+	bash "$LIBVIRT_ENV" stop "$libvirt_ns" || true
+	libvirt_ns=''
+	rm -f -- "$WORK/libvirt.netns"
+}
+cleanup() {
+	stop_server
+	stop_libvirt
+}
+trap cleanup EXIT
 trap 'printf "\n%sDEMO INTERRUPTED%s (step %d, %s)\n" "$BAD" "$OFF" "$step_no" "$step_title" >&2; exit 130' INT
 trap 'printf "\n%sDEMO INTERRUPTED%s (step %d, %s)\n" "$BAD" "$OFF" "$step_no" "$step_title" >&2; exit 143' TERM
 
@@ -174,6 +190,64 @@ stop_leftover_server() {
 	kill "$old" 2>/dev/null || true
 }
 
+# stop_leftover_libvirt — stop the libvirtd instance of an earlier run that was
+# killed before it could stop it: only the namespace that run recorded, and
+# only if it is still a live vmtrust-demo-* instance of libvirt-env.sh.
+stop_leftover_libvirt() {
+	local old
+	old=$(cat "$WORK/libvirt.netns" 2>/dev/null || true)
+	[[ $old =~ ^vmtrust-demo-[0-9a-f]{8}$ ]] || return 0
+	[ -d "${VMTRUST_LIBVIRT_RUN:-/run/vmtrust/libvirt}/$old" ] || return 0
+	note "stopping the libvirtd left running by an interrupted earlier run (netns $old)"
+	bash "$LIBVIRT_ENV" stop "$old" || true
+}
+
+# xml_text S — S escaped for XML text and single-quoted attributes.
+xml_text() {
+	local s=$1
+	s=${s//&/\&amp;}
+	s=${s//</\&lt;}
+	s=${s//>/\&gt;}
+	s=${s//\'/\&#39;}
+	printf '%s' "$s"
+}
+
+# domain_xml NAME DISK — the minimal TCG domain of internal/vmtest's DomainXML:
+# the kit's kernel and initramfs, DISK (qcow2) as vda, the serial console
+# logged to $consoles/NAME.console.log. The guest prints its marker and powers off.
+domain_xml() {
+	local name=$1 disk=$2
+	cat <<EOF
+<domain type='qemu'>
+  <name>$(xml_text "$name")</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$(xml_text "$kit/vmlinuz")</kernel>
+    <initrd>$(xml_text "$kit/initramfs.cpio.gz")</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet vmtrust.name=$(xml_text "$name")</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$(xml_text "$disk")'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='file'>
+      <source path='$(xml_text "$consoles/$name.console.log")'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}
+
 # --- the site's view -----------------------------------------------------------
 # expect_image STATE ADMISSIBLE — the demo image must be in STATE, admissible
 # (true) or not (false), says 'vmtrust images --json'; sets image_path.
@@ -193,10 +267,11 @@ subscription() {
 }
 
 # --- preflight -----------------------------------------------------------------
-for cmd in openssl mkfs.ext4 qemu-img sed cmp jq sha512sum stat; do
+for cmd in openssl mkfs.ext4 qemu-img sed cmp jq sha512sum stat virsh ip; do
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd is not installed: run 'make setup' (scripts/setup.sh) as root"
 done
 [ -x "$VMTRUST_BIN" ] || die "$VMTRUST_BIN is missing: run 'make build' first (or 'make demo', which does everything)"
+[ "$(id -u)" -eq 0 ] || die "the demo boots guests under a private libvirtd and needs root: run 'make demo' as root"
 [ -r "$SPEC_TEMPLATE" ] || die "the spec template $SPEC_TEMPLATE is missing"
 
 case $WORK in
@@ -205,6 +280,7 @@ esac
 if [ -e "$WORK" ]; then
 	[ -f "$WORK/$MARKER" ] || die "$WORK exists but was not created by this demo; remove it yourself or set VMTRUST_DEMO_DIR"
 	stop_leftover_server
+	stop_leftover_libvirt
 	rm -rf -- "$WORK"
 fi
 mkdir -p -- "$WORK"
@@ -576,6 +652,98 @@ run vmtrust --state "$SITE" inspect --format cyclonedx -o dirty.cdx.json "$dirty
 ok "CycloneDX SBOM with $(jq '.components | length' dirty.cdx.json) components in dirty.cdx.json"
 summary+=("inspect       user image with planted problems: refused by --fail-on high (exit 5)")
 
+# --- 14c. admission under libvirt ---------------------------------------------
+step "Boot the admitted image under libvirt; a copy of it is refused" \
+	"'vmtrust hook install' writes libvirt's qemu hook: before libvirtd starts a" \
+	"domain, it asks vmtrust, which admits a domain only when each of its disks is" \
+	"an admissible image in the cache. A private libvirtd (scripts/libvirt-env.sh," \
+	"its own network namespace, nothing on the host touched) runs that hook. Two" \
+	"TCG guests boot a tiny test kernel: demo-admitted with the cached image as its" \
+	"disk, demo-unknown with a byte-identical copy outside the cache — refused, as" \
+	"nobody can tell that copy is the endorsed one by the time it is used."
+
+libvirt_begin=$(date +%s%N)
+show "$(quote "$LIBVIRT_ENV") build | tail -n 1"
+kit=$(bash "$LIBVIRT_ENV" build | tail -n 1)
+echo "$kit"
+[ -f "$kit/vmlinuz" ] && [ -f "$kit/initramfs.cpio.gz" ] || die "the guest kit $kit has no vmlinuz or initramfs.cpio.gz"
+mkdir -p libvirt/hooks libvirt/console
+consoles=$WORK/libvirt/console
+run vmtrust --config site.toml hook install --path "$WORK/libvirt/hooks/qemu" --state "$SITE"
+run cat libvirt/hooks/qemu
+show "$(quote "$LIBVIRT_ENV" start demo "$WORK/libvirt/hooks/qemu")"
+libvirt_out=$(bash "$LIBVIRT_ENV" start demo "$WORK/libvirt/hooks/qemu")
+libvirt_ns=$(sed -n 's/^VMTRUST_LIBVIRT_NETNS=//p' <<<"$libvirt_out")
+echo "$libvirt_ns" >libvirt.netns
+LIBVIRT_URI=$(sed -n 's/^VMTRUST_LIBVIRT_URI=//p' <<<"$libvirt_out")
+printf '%s\n' "$libvirt_out"
+[[ $libvirt_ns =~ ^vmtrust-demo-[0-9a-f]{8}$ ]] || die "libvirt-env.sh start printed no VMTRUST_LIBVIRT_NETNS: $libvirt_out"
+[ -n "$LIBVIRT_URI" ] || die "libvirt-env.sh start printed no VMTRUST_LIBVIRT_URI: $libvirt_out"
+ok "libvirtd up in network namespace $libvirt_ns with the vmtrust hook"
+
+run cp "$cached" libvirt/unknown.qcow2
+run cmp "$cached" libvirt/unknown.qcow2
+ok "libvirt/unknown.qcow2 is byte-identical to the cached image"
+domain_xml demo-admitted "$cached" >libvirt/demo-admitted.xml
+domain_xml demo-unknown "$WORK/libvirt/unknown.qcow2" >libvirt/demo-unknown.xml
+show "cat libvirt/demo-admitted.xml"
+cat libvirt/demo-admitted.xml
+
+note "'vmtrust admit' takes the hook's decision without libvirt:"
+expect_exit 0 "allowed: its disk is the cached, admissible image" \
+	vmtrust "${SITE_ARGS[@]}" admit libvirt/demo-admitted.xml
+expect_exit 6 "denied: its disk is not in the cache" \
+	vmtrust "${SITE_ARGS[@]}" admit libvirt/demo-unknown.xml
+
+run virsh -c "$LIBVIRT_URI" define libvirt/demo-admitted.xml
+run virsh -c "$LIBVIRT_URI" define libvirt/demo-unknown.xml
+boot_begin=$(date +%s%N)
+run virsh -c "$LIBVIRT_URI" start demo-admitted
+marker="VMTRUST-GUEST-MARKER demo-admitted up"
+for _ in $(seq 1 900); do # up to 90 s
+	grep -qF "$marker" "$consoles/demo-admitted.console.log" 2>/dev/null && break
+	sleep 0.1
+done
+grep -qF "$marker" "$consoles/demo-admitted.console.log" 2>/dev/null ||
+	die "no '$marker' on the console within 90 s; it ends with: $(tail -c 2048 "$consoles/demo-admitted.console.log" 2>/dev/null || true)"
+boot_ms=$((($(date +%s%N) - boot_begin) / 1000000))
+show "grep VMTRUST-GUEST-MARKER libvirt/console/demo-admitted.console.log"
+grep -F VMTRUST-GUEST-MARKER "$consoles/demo-admitted.console.log"
+ok "demo-admitted booted: its console shows the marker after ${boot_ms} ms"
+
+show "virsh -c $(quote "$LIBVIRT_URI") start demo-unknown"
+if virsh -c "$LIBVIRT_URI" start demo-unknown 2>libvirt/demo-unknown.err; then
+	die "virsh start demo-unknown succeeded, but the hook must refuse it"
+fi
+grep -qF "refused domain demo-unknown" libvirt/demo-unknown.err ||
+	die "virsh's error does not say 'refused domain demo-unknown': $(cat libvirt/demo-unknown.err)"
+# virsh's error also names the hook's whole environment: show its first line
+# and the hook's own line (the full text is in libvirt/demo-unknown.err).
+grep -m 1 . libvirt/demo-unknown.err
+grep -o 'vmtrust: error: refused domain demo-unknown:.*' libvirt/demo-unknown.err | head -n 1
+ok "libvirt refused to start demo-unknown, with vmtrust's reason"
+[ ! -e "$consoles/demo-unknown.console.log" ] || die "demo-unknown's guest ran (it has a console log)"
+ok "demo-unknown never ran: no console log"
+
+show "tail -n 4 $SITE/admission.jsonl | jq -c '{time, domain, allow, reason}'"
+tail -n 4 "$SITE/admission.jsonl" | jq -c '{time, domain, allow, reason}'
+[ "$(tail -n 1 "$SITE/admission.jsonl" | jq -r '"\(.domain) \(.allow)"')" = "demo-unknown false" ] ||
+	die "the last admission record is not demo-unknown's refusal"
+ok "every decision, the hook's included, is recorded in site-state/admission.jsonl"
+
+printf '\n%sStopping the private libvirtd (netns %s).%s\n' "$BOLD" "$libvirt_ns" "$OFF"
+ns=$libvirt_ns
+show "$(quote "$LIBVIRT_ENV") stop $ns"
+stop_libvirt
+[ ! -e "/run/netns/$ns" ] || die "the network namespace $ns still exists"
+ok "libvirtd, its guests and its network namespace are gone"
+sum=$(sha512sum "$cached")
+[ "${sum%% *}" = "$IMAGE_SHA512" ] || die "booting changed the cached image: its sha512 is no longer the list's"
+ok "the cached image is unchanged (sha512 as listed)"
+libvirt_s=$((($(date +%s%N) - libvirt_begin) / 1000000))
+note "this step took $((libvirt_s / 1000)).$(printf '%03d' $((libvirt_s % 1000))) s (guest boot to marker: ${boot_ms} ms)"
+summary+=("libvirt       hook admitted demo-admitted (booted, marker in ${boot_ms} ms), refused demo-unknown (a copy)")
+
 # --- 15. refusal: someone else's list ------------------------------------------
 step "Refused: a list signed by someone else" \
 	"Someone else, with a valid certificate from the same CA, puts a list of their own" \
@@ -682,6 +850,8 @@ cat <<EOF
    Before anything booted, vmtrust inspected the cached image offline, and
    refused a user-supplied Debian image with keys, passwords, a grid proxy and
    a setuid shell baked in (inspect --fail-on high: exit 5).
+   Under a private libvirtd, vmtrust's qemu hook let the cached image boot and
+   refused a byte-identical copy of it kept outside the cache (admit: exit 6).
    All files are in $WORK.
    Try: $(quote "$VMTRUST_BIN" imagelist verify --ca-dir "$WORK/trust" --json "$WORK/list.signed")
         $(quote "$VMTRUST_BIN" --config "$WORK/site.toml" --state "$SITE" images)
