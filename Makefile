@@ -65,7 +65,7 @@ build:
 # each runs alone: go test -run=^$$ -fuzz=^NAME$$ -fuzztime=T PACKAGE.
 # Every target runs even when one fails; the stage fails at the end. A target
 # that fails with "context deadline exceeded" and writes no failing input is
-# retried once: that is a known race in Go's fuzzing coordinator on a loaded
+# retried (up to five tries): that is a known race in Go's fuzzing coordinator on a loaded
 # machine (golang/go#75804), not a finding.
 define FUZZ_STAGE
 echo "== fuzz: discovering fuzz targets (go test -list '^Fuzz' ./...)"; \
@@ -89,10 +89,10 @@ for t in "$${targets[@]}"; do \
 	corpus=$$($(GO) list -f '{{.Dir}}' "$$pkg")/testdata/fuzz/$$name; before=$$(crashers "$$corpus"); \
 	echo "== fuzz: $$name in $$pkg"; \
 	ok=no; \
-	for try in 1 2 3; do \
+	for try in 1 2 3 4 5; do \
 		if fuzz_one "$$pkg" "$$name"; then ok=yes; break; fi; \
 		[ "$$(crashers "$$corpus")" -eq "$$before" ] && grep -q 'context deadline exceeded' "$$log" || break; \
-		echo "fuzz: $$name hit 'context deadline exceeded' without a failing input (try $$try of 3): Go's fuzzing coordinator can miss its own -fuzztime deadline on a loaded machine (golang/go#75804); retrying"; \
+		echo "fuzz: $$name hit 'context deadline exceeded' without a failing input (try $$try of 5): Go's fuzzing coordinator can miss its own -fuzztime deadline on a loaded machine (golang/go#75804); retrying"; \
 	done; \
 	[ "$$ok" = yes ] && continue; \
 	failed+=("$$name ($$pkg)"); \
