@@ -151,16 +151,8 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxFileSize)
 	}
 	c := Default()
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(c)
-	if err != nil {
+	if err := DecodeStrict(b, c); err != nil {
 		return nil, err
-	}
-	if un := md.Undecoded(); len(un) > 0 {
-		keys := make([]string, len(un))
-		for i, k := range un {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("unknown key(s) %s", strings.Join(keys, ", "))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -210,4 +202,21 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DecodeStrict decodes the TOML document b into v and refuses any key v has
+// no field for: a misspelt setting is an error, never silently ignored.
+func DecodeStrict(b []byte, v any) error {
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(v)
+	if err != nil {
+		return err
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key(s) %s", strings.Join(keys, ", "))
+	}
+	return nil
 }

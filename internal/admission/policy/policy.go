@@ -82,7 +82,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/ext"
-	"github.com/BurntSushi/toml"
+	"github.com/vmtrust/vmtrust/internal/config"
 )
 
 // Bounds.
@@ -275,16 +275,8 @@ func Parse(b []byte) (*Policy, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxFileSize)
 	}
 	var f file
-	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(&f)
-	if err != nil {
+	if err := config.DecodeStrict(b, &f); err != nil {
 		return nil, err
-	}
-	if un := md.Undecoded(); len(un) > 0 {
-		keys := make([]string, len(un))
-		for i, k := range un {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("unknown key(s) %s", strings.Join(keys, ", "))
 	}
 	if err := f.validate(); err != nil {
 		return nil, err

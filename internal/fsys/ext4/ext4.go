@@ -151,14 +151,8 @@ type inode struct {
 
 // POSIX file types in i_mode.
 const (
-	sIFMT   = 0xF000
-	sIFIFO  = 0x1000
-	sIFCHR  = 0x2000
-	sIFDIR  = 0x4000
-	sIFBLK  = 0x6000
-	sIFREG  = 0x8000
-	sIFLNK  = 0xA000
-	sIFSOCK = 0xC000
+	sIFMT  = 0xF000
+	sIFREG = 0x8000
 )
 
 // goMode converts a Unix mode to a Go file mode (fsys.UnixMode).
