@@ -19,11 +19,13 @@ func admitDomain(t *testing.T, w *siteWorld, name, disk string) string {
 	return w.write(t, name+".xml", []byte(x))
 }
 
-func TestAdmit(t *testing.T) {
+// newCachedWorld is a site that subscribed, updated and cached one image
+// (img1); it returns the cached file's path.
+func newCachedWorld(t *testing.T) (*siteWorld, string) {
+	t.Helper()
 	w := newSiteWorld(t)
 	w.subscribe(t)
-	disk := bytes.Repeat([]byte("disk"), 100_000)
-	w.publish(t, "1", map[string][]byte{img1: disk})
+	w.publish(t, "1", map[string][]byte{img1: bytes.Repeat([]byte("disk"), 100_000)})
 	if code, out, errs := w.vm(t, "update"); code != 0 {
 		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
 	}
@@ -32,6 +34,11 @@ func TestAdmit(t *testing.T) {
 	if ims[img1].State != "cached" || cached == "" {
 		t.Fatalf("images: %+v", ims)
 	}
+	return w, cached
+}
+
+func TestAdmit(t *testing.T) {
+	w, cached := newCachedWorld(t)
 
 	code, out, errs := w.vm(t, "admit", "--json", admitDomain(t, w, "good", cached))
 	var d struct {
@@ -58,6 +65,10 @@ func TestAdmit(t *testing.T) {
 	}
 
 	// A byte-identical copy outside the cache is not an admitted image.
+	disk, err := os.ReadFile(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cp := filepath.Join(w.dir, "copy.img")
 	if err := os.WriteFile(cp, disk, 0o444); err != nil {
 		t.Fatal(err)

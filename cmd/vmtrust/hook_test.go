@@ -47,15 +47,7 @@ func vmtrustIn(stdin []byte, args ...string) (int, string, string) {
 }
 
 func TestHookRun(t *testing.T) {
-	w := newSiteWorld(t)
-	w.subscribe(t)
-	disk := bytes.Repeat([]byte("disk"), 100_000)
-	w.publish(t, "1", map[string][]byte{img1: disk})
-	if code, out, errs := w.vm(t, "update"); code != 0 {
-		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
-	}
-	_, ims := w.images(t)
-	cached := ims[img1].Path
+	w, cached := newCachedWorld(t)
 	base := []string{"--state", w.state, "--config", w.config(t), "hook", "run"}
 
 	good, err := os.ReadFile(admitDomain(t, w, "good", cached))
@@ -70,6 +62,10 @@ func TestHookRun(t *testing.T) {
 		t.Fatalf("hook run with another name: exit %d\n%s", code, errs)
 	}
 
+	disk, err := os.ReadFile(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cp := filepath.Join(w.dir, "copy.img")
 	if err := os.WriteFile(cp, disk, 0o444); err != nil {
 		t.Fatal(err)
