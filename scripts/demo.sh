@@ -213,7 +213,8 @@ xml_text() {
 }
 
 # domain_xml NAME DISK — the minimal TCG domain of internal/vmtest's DomainXML:
-# the kit's kernel and initramfs, DISK (qcow2) as vda, the serial console
+# the kit's kernel and initramfs, DISK (qcow2) as vda behind a throw-away
+# overlay (<transient/>: the guest never writes the cached image), the serial console
 # logged to $consoles/NAME.console.log. The guest prints its marker and powers off.
 domain_xml() {
 	local name=$1 disk=$2
@@ -237,6 +238,7 @@ domain_xml() {
       <driver name='qemu' type='qcow2'/>
       <source file='$(xml_text "$disk")'/>
       <target dev='vda' bus='virtio'/>
+      <transient/>
     </disk>
     <serial type='file'>
       <source path='$(xml_text "$consoles/$name.console.log")'/>

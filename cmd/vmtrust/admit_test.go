@@ -12,7 +12,7 @@ import (
 func admitDomain(t *testing.T, w *siteWorld, name, disk string) string {
 	t.Helper()
 	x := `<domain type='kvm'><name>` + name + `</name><uuid>0f0e0d0c-0b0a-0908-0706-050403020100</uuid><devices>
-  <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='` + disk + `'/><target dev='vda' bus='virtio'/></disk>
+  <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='` + disk + `'/><target dev='vda' bus='virtio'/><transient/></disk>
   <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>
   <graphics type='vnc' listen='127.0.0.1' passwd='x'/>
 </devices></domain>`

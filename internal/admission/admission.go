@@ -12,13 +12,19 @@
 //
 // A disk file is an admitted image only when its path, after
 // filepath.EvalSymlinks, is the path of an image the catalog records as
-// cached, that path lies in the cache directory, and the file is unchanged:
-// a regular file without any write permission bit, of the endorsed size,
-// whose sha512 (re-computed on every decision) is the endorsed digest. Such
-// an image has policy state "cached" (or "expired" once its expiry has
-// passed); a cached image failing these checks is "modified"; a catalog
-// image in state expired or revoked keeps that state; any other file is
-// "unknown". Backing files count as disks of their own: those the domain
+// cached (in the cache directory) or as a registered user image (in the
+// user image directory), and the file is unchanged: a regular file without
+// any write permission bit, of the endorsed size, whose sha512 is the
+// endorsed digest. The digest is re-computed unless the file's identity
+// (package fileid: device, inode, size, mtime, ctime) is the one recorded
+// when the digest was last verified; with the policy's identity_change =
+// "refuse" such a file is refused instead of re-hashed. A re-hashed file is
+// reported (Decision.Rehashed) so the caller can record its new identity.
+// An endorsed image has policy state "cached" (or "expired" once its expiry
+// has passed), a user image "user-registered"; a file failing these checks
+// is "modified"; a catalog image in state expired or revoked keeps that
+// state, also when the domain names the cache path it had before the cache
+// retired it (Image.FormerPath); any other file is "unknown". Backing files count as disks of their own: those the domain
 // XML names in <backingStore> and those the qcow2 header of an image names
 // (resolved like QEMU, relative to the image's directory). A backing file
 // name is only ever compared with catalog paths; the file behind it is
@@ -32,14 +38,16 @@
 // none does, the domain is denied with the reason of the evaluation at the
 // class another evaluation offered, or, if none allowed, of the most
 // lenient evaluation (class 1), whose reason is the most fundamental; the
-// first disk file that is not a cached image is named after the reason.
+// first disk file that is not an admitted image is named after the reason.
 //
 // # Trusted
 //
-// The catalog view is trusted to report the images, their endorsers and
-// their subscriptions' freshness as accepted by the update path. The catalog
-// has no notion yet of the site's own endorser, so no image is site-endorsed
-// (class 1 is unreachable by images alone until it has one).
+// The catalog view is trusted to report the images, their endorsers (and
+// which one is the site's own), their subscriptions' freshness and the user
+// images' inspection summaries as recorded by the update and registration
+// paths, and the file identities recorded right after a verification.
+// Root on the hypervisor is trusted: it could change the system clock to
+// forge a ctime.
 //
 // # Record
 //
@@ -55,15 +63,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/admission/domain"
 	"github.com/vmtrust/vmtrust/internal/admission/policy"
 	"github.com/vmtrust/vmtrust/internal/catalog"
 	"github.com/vmtrust/vmtrust/internal/disk/qcow2"
+	"github.com/vmtrust/vmtrust/internal/fileid"
 )
 
 // Policy image states.
@@ -73,6 +84,16 @@ const (
 	StateRevoked  = "revoked"
 	StateUnknown  = "unknown"
 	StateModified = "modified"
+	StateUser     = "user-registered"
+)
+
+// How a disk file's digest was established (Disk.Verified).
+const (
+	// VerifiedIdentity: the file's identity (package fileid) is the one
+	// recorded when its sha512 was last verified, so that digest holds.
+	VerifiedIdentity = "identity"
+	// VerifiedSHA512: the file was re-hashed for this decision.
+	VerifiedSHA512 = "sha512"
 )
 
 // Request is one admission question.
@@ -81,17 +102,34 @@ type Request struct {
 	Now time.Time // the time of the decision; zero denies
 }
 
-// Image is a catalog image as admission needs it.
+// Image is a catalog image (an endorsed image of a subscription, or a
+// registered user image) as admission needs it.
 type Image struct {
 	ID                string
+	Subscription      int64 // 0 for a user image
 	State             catalog.ImageState
-	Path              string // file in the cache, or ""
-	SHA512            string // endorsed digest, lower-case hex
+	Path              string // file in the cache or the user image directory, or ""
+	SHA512            string // endorsed (or registered) digest, lower-case hex
 	Size              int64  // endorsed size in bytes
 	Expires           time.Time
 	Endorser          string
 	EndorserIsSite    bool
 	SubscriptionStale bool
+
+	// File is the identity the file at Path had when SHA512 was last
+	// verified; zero when none is recorded (the file is then re-hashed).
+	File fileid.ID
+
+	// FormerPath, for an expired or revoked image, is where it was cached
+	// before the cache retired it: a disk naming that (now missing) file
+	// is reported in the image's state instead of as a missing file.
+	FormerPath string
+
+	// User marks a registered user-supplied image (State is ImageCached
+	// for it): policy state "user-registered", never class 1 or 2.
+	User       bool
+	Owner      string
+	Inspection policy.Inspection
 }
 
 // Catalog is the read-only view of the catalog admission uses.
@@ -103,7 +141,8 @@ type Catalog interface {
 type Deps struct {
 	Policy   *policy.Policy
 	Catalog  Catalog
-	CacheDir string // the cache's cache/ directory; catalog paths outside it are not trusted
+	CacheDir string // the cache's cache/ directory; endorsed image paths outside it are not trusted
+	UserDir  string // the registered user images' directory; user image paths outside it are not trusted
 }
 
 // Disk is one resolved disk file: a domain disk or one of its backing files.
@@ -115,6 +154,17 @@ type Disk struct {
 	SHA512  string `json:"sha512,omitempty"`
 	State   string `json:"state"`
 	Detail  string `json:"detail,omitempty"` // why the state is not "cached"
+	// Verified says how the digest was established: VerifiedIdentity or
+	// VerifiedSHA512 ("" when the file was not verified).
+	Verified string `json:"verified,omitempty"`
+	User     bool   `json:"user,omitempty"`  // a registered user image
+	Owner    string `json:"owner,omitempty"` // its owner
+
+	// File is the identity of the file that was re-hashed (Verified ==
+	// VerifiedSHA512), for the caller to record; Subscription names the
+	// catalog image (0 for a user image).
+	File         fileid.ID `json:"-"`
+	Subscription int64     `json:"-"`
 }
 
 // Finding is a domain check finding (domain.Finding) as recorded.
@@ -147,10 +197,16 @@ type Decision struct {
 	MACs     []string  `json:"macs,omitempty"`
 	Disks    []Disk    `json:"disks,omitempty"`
 	Findings []Finding `json:"findings,omitempty"`
+	// ElapsedMicros is how long Decide took, in microseconds.
+	ElapsedMicros int64 `json:"elapsed_us"`
 
 	// ProfileDetail is the containment profile of an allowed domain.
 	ProfileDetail *policy.Profile `json:"-"`
 }
+
+// Denied returns d turned into a denial for reason (a caller's own check,
+// such as the domain name libvirt gave).
+func (d Decision) Denied(reason string) Decision { return deny(d, errors.New(reason)) }
 
 func deny(d Decision, err error) Decision {
 	d.Allow, d.Class, d.Rule, d.Profile, d.ProfileDetail, d.FailOpen = false, 0, "", "", nil, false
@@ -161,6 +217,25 @@ func deny(d Decision, err error) Decision {
 // Decide answers req. It never returns an error: a failure is a denial
 // whose Reason is the error.
 func Decide(ctx context.Context, req Request, deps Deps) Decision {
+	start := time.Now()
+	d := decide(ctx, req, deps)
+	d.ElapsedMicros = time.Since(start).Microseconds()
+	return d
+}
+
+// Rehashed returns the disks whose files were re-hashed and found to be the
+// admitted image, so that the caller can record their new identity.
+func (d Decision) Rehashed() []Disk {
+	var out []Disk
+	for _, k := range d.Disks {
+		if k.Verified == VerifiedSHA512 && k.File.Valid() && (k.State == StateCached || k.State == StateUser || k.State == StateExpired) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func decide(ctx context.Context, req Request, deps Deps) Decision {
 	out := Decision{Time: req.Now}
 	if req.Now.IsZero() {
 		return deny(out, errors.New("admission: request without a time"))
@@ -170,7 +245,7 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	}
 	dom, err := domain.Parse(req.XML)
 	if err != nil {
-		return deny(out, fmt.Errorf("domain xml: %w", err))
+		return deny(out, err) // "domain xml: ..."
 	}
 	out.Domain, out.UUID = dom.Name, dom.UUID
 	for _, i := range dom.Interfaces {
@@ -185,7 +260,7 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	if err != nil {
 		return deny(out, fmt.Errorf("catalog: %w", err))
 	}
-	r, err := newResolver(ctx, ims, deps.CacheDir, req.Now)
+	r, err := newResolver(ctx, ims, deps.CacheDir, deps.UserDir, req.Now, deps.Policy.RefuseChangedImages())
 	if err != nil {
 		return deny(out, err)
 	}
@@ -198,6 +273,7 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	if err := ctx.Err(); err != nil {
 		return deny(out, err)
 	}
+	written := writtenImages(dom, r.disks)
 
 	in := policy.Input{Now: req.Now, Images: r.images, Domain: policy.Domain{
 		Name: dom.Name, UUID: dom.UUID, Type: dom.Type, Disks: len(dom.Disks),
@@ -211,7 +287,7 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	}
 	var passes [4]pass
 	for class := 3; class >= 1; class-- {
-		fs := domain.Check(dom, class)
+		fs := append(domain.Check(dom, class), written...)
 		in.Domain.Findings = in.Domain.Findings[:0]
 		for _, f := range fs {
 			in.Domain.Findings = append(in.Domain.Findings, policy.Finding{Rule: f.Rule, Severity: f.Severity})
@@ -241,7 +317,7 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	}
 	out.Reason, out.Rule = p.d.Reason, p.d.Rule
 	for _, k := range out.Disks {
-		if k.State != StateCached {
+		if k.State != StateCached && k.State != StateUser {
 			out.Reason += fmt.Sprintf(" (disk %s: %s is %s", k.Target, k.Path, k.State)
 			if k.Detail != "" {
 				out.Reason += ": " + k.Detail
@@ -253,21 +329,58 @@ func Decide(ctx context.Context, req Request, deps Deps) Decision {
 	return out
 }
 
-// resolver maps disk files to catalog images.
-type resolver struct {
-	now    time.Time
-	byPath map[string][]Image // resolved catalog path -> images
-	disks  []Disk
-	images []policy.Image
+// RuleImageWritten is the finding for a domain disk that would write to an
+// admitted image itself. It denies in every class: the cached or registered
+// file must stay what was verified, and a guest must not change what the
+// next guest boots. <transient/> (libvirt puts a throw-away overlay on top)
+// or <readonly/> avoid it.
+const RuleImageWritten = "image-written"
+
+// writtenImages returns a deny finding for every domain disk whose own file
+// (not a backing file) is an admitted image attached writable.
+func writtenImages(dom *domain.Domain, disks []Disk) []domain.Finding {
+	var out []domain.Finding
+	for _, k := range dom.Disks {
+		if k.ReadOnly || k.Transient {
+			continue
+		}
+		for _, d := range disks {
+			if d.Target == k.TargetDev && d.Backing == 0 && (d.State == StateCached || d.State == StateUser) {
+				out = append(out, domain.Finding{Rule: RuleImageWritten, Severity: domain.Deny, Path: k.Path,
+					Reason: "disk " + k.TargetDev + " would write to the admitted image " + d.Path + ": add <transient/> (a throw-away overlay) or <readonly/>"})
+			}
+		}
+	}
+	return out
 }
 
-func newResolver(ctx context.Context, ims []Image, cacheDir string, now time.Time) (*resolver, error) {
+// resolver maps disk files to catalog images.
+type resolver struct {
+	now           time.Time
+	refuseChanged bool
+	byPath        map[string][]Image // resolved catalog path -> images
+	byFormer      map[string][]Image // cleaned former cache path -> retired images
+	disks         []Disk
+	images        []policy.Image
+}
+
+func newResolver(ctx context.Context, ims []Image, cacheDir, userDir string, now time.Time, refuseChanged bool) (*resolver, error) {
 	dir, err := filepath.EvalSymlinks(cacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("cache directory: %w", err)
 	}
-	r := &resolver{now: now, byPath: map[string][]Image{}}
+	udir := ""
+	if userDir != "" {
+		if udir, err = filepath.EvalSymlinks(userDir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("user image directory: %w", err)
+		}
+	}
+	r := &resolver{now: now, refuseChanged: refuseChanged, byPath: map[string][]Image{}, byFormer: map[string][]Image{}}
 	for _, im := range ims {
+		retired := im.State == catalog.ImageExpired || im.State == catalog.ImageRevoked
+		if retired && im.FormerPath != "" {
+			r.byFormer[filepath.Clean(im.FormerPath)] = append(r.byFormer[filepath.Clean(im.FormerPath)], im)
+		}
 		if im.Path == "" {
 			continue
 		}
@@ -275,12 +388,25 @@ func newResolver(ctx context.Context, ims []Image, cacheDir string, now time.Tim
 		if err != nil {
 			p = filepath.Clean(im.Path) // gone: it can match nothing that exists
 		}
-		if rel, err := filepath.Rel(dir, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
-			continue // not in the cache: not trusted
+		base := dir
+		if im.User {
+			base = udir
+		}
+		if !within(base, p) && !retired {
+			continue // not in its directory: not trusted (a retired image only ever denies)
 		}
 		r.byPath[p] = append(r.byPath[p], im)
 	}
 	return r, ctx.Err()
+}
+
+// within reports whether p lies strictly inside dir ("" contains nothing).
+func within(dir, p string) bool {
+	if dir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 func (r *resolver) disk(ctx context.Context, k domain.Disk) error {
@@ -332,7 +458,8 @@ func (r *resolver) file(ctx context.Context, target, name string, level int) err
 		d.Target, d.Path, d.Backing = target, name, level
 		r.disks = append(r.disks, d)
 		r.images = append(r.images, policy.Image{ID: d.ImageID, SHA512: d.SHA512, State: d.State,
-			Endorser: im.Endorser, EndorserIsSite: im.EndorserIsSite, SubscriptionStale: im.SubscriptionStale})
+			Endorser: im.Endorser, EndorserIsSite: im.EndorserIsSite, SubscriptionStale: im.SubscriptionStale,
+			Owner: im.Owner, Inspection: im.Inspection})
 		if backing == "" {
 			return nil
 		}
@@ -347,6 +474,20 @@ func (r *resolver) file(ctx context.Context, target, name string, level int) err
 // admitted image only, the backing file its qcow2 header names.
 func (r *resolver) identify(ctx context.Context, name string) (Disk, Image, string, error) {
 	p, err := filepath.EvalSymlinks(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ims := r.byFormer[filepath.Clean(name)]; len(ims) > 0 {
+			im := ims[0]
+			d := Disk{ImageID: im.ID, SHA512: im.SHA512, Subscription: im.Subscription, State: StateExpired,
+				Detail: "retired from the cache"}
+			if im.State == catalog.ImageRevoked {
+				d.State = StateRevoked
+			}
+			if im.Path != "" {
+				d.Detail += " to " + im.Path
+			}
+			return d, im, "", nil
+		}
+	}
 	if err != nil {
 		return Disk{}, Image{}, "", err
 	}
@@ -357,21 +498,26 @@ func (r *resolver) identify(ctx context.Context, name string) (Disk, Image, stri
 	var first Disk
 	var firstIm Image
 	for i, im := range cands {
-		d := Disk{ImageID: im.ID, SHA512: im.SHA512}
+		d := Disk{ImageID: im.ID, SHA512: im.SHA512, User: im.User, Owner: im.Owner, Subscription: im.Subscription}
 		switch im.State {
 		case catalog.ImageCached:
-			if err := verify(ctx, p, im); err != nil {
+			how, id, err := verify(ctx, p, im, r.refuseChanged)
+			if err != nil {
 				if ctx.Err() != nil {
 					return Disk{}, Image{}, "", ctx.Err()
 				}
 				d.State, d.Detail = StateModified, err.Error()
 				break
 			}
+			d.Verified, d.File = how, id
 			backing, err := qcowBacking(p)
 			if err != nil {
 				return Disk{}, Image{}, "", err
 			}
 			d.State = StateCached
+			if im.User {
+				d.State = StateUser
+			}
 			if !im.Expires.IsZero() && !r.now.Before(im.Expires) {
 				d.State, d.Detail = StateExpired, "expired at "+im.Expires.UTC().Format(time.RFC3339)
 			}
@@ -390,31 +536,49 @@ func (r *resolver) identify(ctx context.Context, name string) (Disk, Image, stri
 	return first, firstIm, "", nil
 }
 
-// verify checks that the file at p is still the image im was cached as:
-// read-only, of the endorsed size and digest. It re-hashes the whole file.
-func verify(ctx context.Context, p string, im Image) error {
-	f, err := os.Open(p)
+// verify checks that the file at p is still the image im was cached (or
+// registered) as: a read-only regular file of the endorsed size whose
+// digest is the endorsed one. The digest is trusted without reading the
+// file only while the file's identity is the one recorded when it was last
+// verified; otherwise the file is re-hashed, or, with refuseChanged,
+// refused. It returns how the digest was established and the file's
+// identity.
+func verify(ctx context.Context, p string, im Image, refuseChanged bool) (string, fileid.ID, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return err
+		return "", fileid.ID{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return "", fileid.ID{}, err
 	}
 	switch {
 	case !st.Mode().IsRegular():
-		return errors.New("not a regular file")
+		return "", fileid.ID{}, errors.New("not a regular file")
 	case st.Mode().Perm()&0o222 != 0:
-		return fmt.Errorf("file is writable (mode %v)", st.Mode().Perm())
+		return "", fileid.ID{}, fmt.Errorf("file is writable (mode %v)", st.Mode().Perm())
 	case st.Size() != im.Size:
-		return fmt.Errorf("%d bytes, endorsed %d", st.Size(), im.Size)
+		return "", fileid.ID{}, fmt.Errorf("%d bytes, endorsed %d", st.Size(), im.Size)
+	}
+	id, err := fileid.Of(st)
+	if err != nil {
+		return "", fileid.ID{}, err
+	}
+	if im.File.Valid() && id == im.File {
+		return VerifiedIdentity, id, nil
+	}
+	if refuseChanged {
+		if !im.File.Valid() {
+			return "", fileid.ID{}, errors.New("no file identity was recorded when its sha512 was verified (policy identity_change = \"refuse\")")
+		}
+		return "", fileid.ID{}, errors.New("file changed since its sha512 was verified: its identity (device, inode, size, mtime, ctime) differs (policy identity_change = \"refuse\")")
 	}
 	h := sha512.New()
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return "", fileid.ID{}, err
 		}
 		n, err := f.Read(buf)
 		h.Write(buf[:n])
@@ -422,13 +586,20 @@ func verify(ctx context.Context, p string, im Image) error {
 			break
 		}
 		if err != nil {
-			return err
+			return "", fileid.ID{}, err
 		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != im.SHA512 {
-		return errors.New("sha512 differs from the endorsed digest")
+		return "", fileid.ID{}, errors.New("sha512 differs from the endorsed digest")
 	}
-	return nil
+	after, err := fileid.File(f)
+	if err != nil {
+		return "", fileid.ID{}, err
+	}
+	if after != id {
+		return "", fileid.ID{}, errors.New("file changed while it was hashed")
+	}
+	return VerifiedSHA512, id, nil
 }
 
 // qcowBacking returns the backing file name in the qcow2 header of the file

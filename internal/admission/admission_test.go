@@ -17,6 +17,7 @@ import (
 	"github.com/vmtrust/vmtrust/internal/admission"
 	"github.com/vmtrust/vmtrust/internal/admission/policy"
 	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/fileid"
 )
 
 type fakeCatalog struct {
@@ -54,17 +55,37 @@ func qcow2Image(backing string) []byte {
 }
 
 type world struct {
-	dir, cache string
-	ims        []admission.Image
+	dir, cache, user string
+	ims              []admission.Image
 }
 
 func newWorld(t *testing.T) *world {
 	w := &world{dir: t.TempDir()}
 	w.cache = filepath.Join(w.dir, "cache")
-	if err := os.Mkdir(w.cache, 0o755); err != nil {
-		t.Fatal(err)
+	w.user = filepath.Join(w.dir, "user")
+	for _, d := range []string{w.cache, w.user} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return w
+}
+
+// addUser registers b as a user image owned by alice, read-only in the
+// user directory, and returns its path.
+func (w *world) addUser(t *testing.T, name string, b []byte, mod func(*admission.Image)) string {
+	p := filepath.Join(w.user, name)
+	if err := os.WriteFile(p, b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha512.Sum512(b)
+	im := admission.Image{ID: hex.EncodeToString(sum[:8]), State: catalog.ImageCached, Path: p, SHA512: hex.EncodeToString(sum[:]),
+		Size: int64(len(b)), User: true, Owner: "alice", Inspection: policy.Inspection{MaxSeverity: "medium", OS: "Debian GNU/Linux 12"}}
+	if mod != nil {
+		mod(&im)
+	}
+	w.ims = append(w.ims, im)
+	return p
 }
 
 // add caches b as image id in state st, read-only, and returns its path.
@@ -86,7 +107,7 @@ func domainXML(extra string, disks ...string) []byte {
 	var b strings.Builder
 	b.WriteString(`<domain type='kvm'><name>vm1</name><uuid>0f0e0d0c-0b0a-0908-0706-050403020100</uuid><devices>`)
 	for i, d := range disks {
-		b.WriteString(`<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='` + d + `'/><target dev='vd` + string(rune('a'+i)) + `' bus='virtio'/></disk>`)
+		b.WriteString(`<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='` + d + `'/><target dev='vd` + string(rune('a'+i)) + `' bus='virtio'/><transient/></disk>`)
 	}
 	b.WriteString(`<interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>`)
 	b.WriteString(extra + `</devices></domain>`)
@@ -122,6 +143,15 @@ func TestDecide(t *testing.T) {
 			w.add(t, "base", disk, catalog.ImageCached, nil)
 			return domainXML("", w.add(t, "top", qcow2Image("base"), catalog.ImageCached, nil))
 		}},
+		{name: "writable cached image", reason: "domain definition check", setup: func(t *testing.T, w *world) []byte {
+			return bytes.ReplaceAll(domainXML("", w.add(t, "img1", disk, catalog.ImageCached, nil)), []byte("<transient/>"), nil)
+		}},
+		{name: "writable user image", reason: "domain definition check", setup: func(t *testing.T, w *world) []byte {
+			return bytes.ReplaceAll(domainXML("", w.addUser(t, "u1", disk, nil)), []byte("<transient/>"), nil)
+		}},
+		{name: "read-only cached image", allow: true, class: 2, setup: func(t *testing.T, w *world) []byte {
+			return bytes.ReplaceAll(domainXML("", w.add(t, "img1", disk, catalog.ImageCached, nil)), []byte("<transient/>"), []byte("<readonly/>"))
+		}},
 		{name: "unknown image", reason: policy.ReasonNoMatch, diskState: "unknown", setup: func(t *testing.T, w *world) []byte {
 			w.add(t, "img1", disk, catalog.ImageCached, nil)
 			p := filepath.Join(w.dir, "copy")
@@ -148,6 +178,26 @@ func TestDecide(t *testing.T) {
 		}},
 		{name: "revoked", reason: "withdrawn", diskState: "revoked", setup: func(t *testing.T, w *world) []byte {
 			return domainXML("", w.add(t, "img1", disk, catalog.ImageRevoked, nil))
+		}},
+		{name: "withdrawn and retired from the cache", reason: "withdrawn", diskState: "revoked", setup: func(t *testing.T, w *world) []byte {
+			p := w.add(t, "img1", disk, catalog.ImageRevoked, nil)
+			moved := filepath.Join(w.dir, "img1.20261126T120000Z")
+			if err := os.Rename(p, moved); err != nil {
+				t.Fatal(err)
+			}
+			w.ims[0].Path, w.ims[0].FormerPath = moved, p
+			return domainXML("", p)
+		}},
+		{name: "expired and retired from the cache", reason: "expired image list", diskState: "expired", setup: func(t *testing.T, w *world) []byte {
+			p := w.add(t, "img1", disk, catalog.ImageExpired, nil)
+			os.Remove(p)
+			w.ims[0].Path, w.ims[0].FormerPath = "", p
+			return domainXML("", p)
+		}},
+		{name: "a cached image's former path is not admitted", reason: "no such file", setup: func(t *testing.T, w *world) []byte {
+			w.add(t, "img1", disk, catalog.ImageCached, nil)
+			w.ims[0].FormerPath = filepath.Join(w.cache, "old")
+			return domainXML("", w.ims[0].FormerPath)
 		}},
 		{name: "stale subscription", reason: "not refreshed in time", diskState: "cached", setup: func(t *testing.T, w *world) []byte {
 			return domainXML("", w.add(t, "img1", disk, catalog.ImageCached, func(im *admission.Image) { im.SubscriptionStale = true }))
@@ -194,12 +244,47 @@ func TestDecide(t *testing.T) {
 		{name: "no disks", reason: "no disk image", setup: func(t *testing.T, w *world) []byte {
 			return domainXML("")
 		}},
+		{name: "registered user image is class 3", allow: true, class: 3, diskState: "user-registered", setup: func(t *testing.T, w *world) []byte {
+			return domainXML("", w.addUser(t, "u1", disk, nil))
+		}},
+		{name: "user image over an endorsed base is class 3", allow: true, class: 3, disks: 2, setup: func(t *testing.T, w *world) []byte {
+			w.add(t, "base", disk, catalog.ImageCached, nil)
+			return domainXML("", w.addUser(t, "top", qcow2Image("../cache/base"), nil))
+		}},
+		{name: "user image with PCI passthrough", reason: "host device passthrough", setup: func(t *testing.T, w *world) []byte {
+			return domainXML(pci, w.addUser(t, "u1", disk, nil))
+		}},
+		{name: "user image with a host filesystem share", reason: "host filesystem shares", setup: func(t *testing.T, w *world) []byte {
+			return domainXML("<filesystem type='mount'><source dir='/srv/data'/><target dir='data'/></filesystem>", w.addUser(t, "u1", disk, nil))
+		}},
+		{name: "user image with blocking findings", reason: policy.ReasonNoMatch, setup: func(t *testing.T, w *world) []byte {
+			return domainXML("", w.addUser(t, "u1", disk, func(im *admission.Image) { im.Inspection.BlockingFindings = 1 }))
+		}},
+		{name: "user image modified", reason: "modified after it was cached", diskState: "modified", setup: func(t *testing.T, w *world) []byte {
+			p := w.addUser(t, "u1", disk, nil)
+			os.Chmod(p, 0o644)
+			os.WriteFile(p, append(bytes.Clone(disk[:len(disk)-1]), 'X'), 0o644)
+			os.Chmod(p, 0o444)
+			return domainXML("", p)
+		}},
+		{name: "user image path outside the user directory", reason: policy.ReasonNoMatch, diskState: "unknown", setup: func(t *testing.T, w *world) []byte {
+			p := w.addUser(t, "u1", disk, nil)
+			o := filepath.Join(w.dir, "u1")
+			os.WriteFile(o, disk, 0o444)
+			w.ims[len(w.ims)-1].Path = o
+			_ = p
+			return domainXML("", o)
+		}},
+		{name: "user image recorded in the cache directory", reason: policy.ReasonNoMatch, diskState: "unknown", setup: func(t *testing.T, w *world) []byte {
+			p := w.add(t, "img1", disk, catalog.ImageCached, func(im *admission.Image) { im.User, im.Endorser = true, "" })
+			return domainXML("", p)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
 			x := tt.setup(t, w)
-			deps := admission.Deps{Policy: policy.Default(), Catalog: &fakeCatalog{w.ims, tt.catErr}, CacheDir: w.cache}
+			deps := admission.Deps{Policy: policy.Default(), Catalog: &fakeCatalog{w.ims, tt.catErr}, CacheDir: w.cache, UserDir: w.user}
 			d := admission.Decide(context.Background(), admission.Request{XML: x, Now: now}, deps)
 			if d.Allow != tt.allow || d.Class != tt.class || !strings.Contains(d.Reason, tt.reason) {
 				t.Fatalf("Decide = allow %v class %d reason %q, want %v %d %q\n%+v", d.Allow, d.Class, d.Reason, tt.allow, tt.class, tt.reason, d)
@@ -212,6 +297,96 @@ func TestDecide(t *testing.T) {
 			}
 			if d.Allow && (d.UUID == "" || len(d.MACs) != 1 || d.Disks[0].SHA512 == "" || d.Profile == "") {
 				t.Errorf("Decide = %+v: allowed without uuid, MACs, digests or profile", d)
+			}
+		})
+	}
+}
+
+// The recorded file identity lets Decide trust the recorded digest without
+// reading the file; any change to the file makes it re-hash (or refuse).
+func TestIdentityFastPath(t *testing.T) {
+	disk := bytes.Repeat([]byte("disk"), 5000)
+	refuse, err := policy.Parse(append([]byte("identity_change = 'refuse'\n"), bytes.Replace(policy.DefaultSource(), []byte("identity_change = \"rehash\""), nil, 1)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(w *world, pol *policy.Policy, p string) admission.Decision {
+		deps := admission.Deps{Policy: pol, Catalog: &fakeCatalog{ims: w.ims}, CacheDir: w.cache, UserDir: w.user}
+		return admission.Decide(context.Background(), admission.Request{XML: domainXML("", p), Now: now}, deps)
+	}
+	setup := func(t *testing.T, recorded bool) (*world, string) {
+		w := newWorld(t)
+		p := w.add(t, "img1", disk, catalog.ImageCached, nil)
+		if recorded {
+			id, err := fileid.Path(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.ims[0].File = id
+		}
+		return w, p
+	}
+	t.Run("unchanged file is not re-hashed", func(t *testing.T) {
+		w, p := setup(t, true)
+		// A recorded digest that the bytes do not have is believed while
+		// the identity holds: proof that the file was not read.
+		w.ims[0].SHA512 = strings.Repeat("ab", 64)
+		for _, pol := range []*policy.Policy{policy.Default(), refuse} {
+			d := decide(w, pol, p)
+			if !d.Allow || d.Disks[0].Verified != admission.VerifiedIdentity || len(d.Rehashed()) != 0 {
+				t.Fatalf("Decide = %+v, want allowed on the recorded identity", d)
+			}
+		}
+	})
+	t.Run("no identity recorded: re-hashed and reported", func(t *testing.T) {
+		w, p := setup(t, false)
+		d := decide(w, policy.Default(), p)
+		id, _ := fileid.Path(p)
+		if !d.Allow || d.Disks[0].Verified != admission.VerifiedSHA512 || len(d.Rehashed()) != 1 || d.Rehashed()[0].File != id {
+			t.Fatalf("Decide = %+v, want allowed after a re-hash, reporting identity %v", d, id)
+		}
+		if d := decide(w, refuse, p); d.Allow || d.Disks[0].State != admission.StateModified || !strings.Contains(d.Reason, "no file identity was recorded") {
+			t.Fatalf("Decide(refuse) = %+v, want modified", d)
+		}
+	})
+	changes := map[string]func(p string) error{
+		"content written, mtime restored": func(p string) error {
+			fi, _ := os.Stat(p)
+			os.Chmod(p, 0o644)
+			if err := os.WriteFile(p, append(bytes.Clone(disk[:10]), disk[10:]...), 0o644); err != nil {
+				return err
+			}
+			os.Chmod(p, 0o444)
+			return os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		},
+		"replaced by rename": func(p string) error {
+			q := p + ".new"
+			if err := os.WriteFile(q, disk, 0o444); err != nil {
+				return err
+			}
+			return os.Rename(q, p)
+		},
+		"chowned": func(p string) error { return os.Chown(p, 1, 1) },
+	}
+	for name, change := range changes {
+		t.Run("changed: "+name, func(t *testing.T) {
+			w, p := setup(t, true)
+			time.Sleep(10 * time.Millisecond) // a ctime tick
+			if err := change(p); err != nil {
+				t.Skipf("cannot %s here: %v", name, err)
+			}
+			// Same bytes: re-hashed and allowed by default, with the new identity reported.
+			d := decide(w, policy.Default(), p)
+			if !d.Allow || d.Disks[0].Verified != admission.VerifiedSHA512 || len(d.Rehashed()) != 1 {
+				t.Fatalf("Decide = %+v, want allowed after a re-hash", d)
+			}
+			if d := decide(w, refuse, p); d.Allow || !strings.Contains(d.Reason, "identity (device, inode, size, mtime, ctime) differs") {
+				t.Fatalf("Decide(refuse) = %+v, want modified", d)
+			}
+			// A wrong digest is caught by the re-hash.
+			w.ims[0].SHA512 = strings.Repeat("ab", 64)
+			if d := decide(w, policy.Default(), p); d.Allow || d.Disks[0].State != admission.StateModified {
+				t.Fatalf("Decide(wrong digest) = %+v, want modified", d)
 			}
 		})
 	}

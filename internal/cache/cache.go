@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/vmtrust/vmtrust/imagelist"
+	"github.com/vmtrust/vmtrust/internal/fileid"
 )
 
 // Error classes.
@@ -121,6 +122,7 @@ type Writer struct {
 	synced int64 // bytes whose write-back to disk has been started
 	prev   int64 // start of the chunk whose write-back was started last
 	closed bool
+	file   fileid.ID // set by a successful Commit
 }
 
 // writeBackChunk is how much is written before write-back to the disk is
@@ -222,6 +224,10 @@ func (w *Writer) Commit() (string, error) {
 	if err := w.f.Sync(); err != nil {
 		return fail(fmt.Errorf("cache: %w", err))
 	}
+	before, err := fileid.File(w.f)
+	if err != nil {
+		return fail(fmt.Errorf("cache: %w", err))
+	}
 	if err := w.f.Close(); err != nil {
 		return fail(fmt.Errorf("cache: %w", err))
 	}
@@ -229,10 +235,20 @@ func (w *Writer) Commit() (string, error) {
 	if err := os.Rename(p, dst); err != nil {
 		return fail(fmt.Errorf("cache: %w", err))
 	}
-	syncDir(filepath.Dir(dst))
+	SyncDir(filepath.Dir(dst))
+	// The rename changes the file's ctime: take its identity at its final
+	// path, and only if it is still the inode that was verified.
+	if after, err := fileid.Path(dst); err == nil && after.Dev == before.Dev && after.Ino == before.Ino && after.Size == before.Size {
+		w.file = after
+	}
 	w.c.log.Info("image cached", "image.id", w.exp.ID, "bytes", w.n)
 	return dst, nil
 }
+
+// File is the identity of the committed file at its final path, taken
+// right after Commit verified it; zero before a successful Commit or when
+// the file changed between the rename and the stat.
+func (w *Writer) File() fileid.ID { return w.file }
 
 // Abort stops a download. With keep, the partial file stays for a later
 // resume; otherwise it is removed.
@@ -251,20 +267,41 @@ func (w *Writer) Abort(keep bool) error {
 	return err
 }
 
-// Verify re-reads a cached image and checks it against exp.
-func (c *Cache) Verify(ctx context.Context, exp Expect) error {
+// Verify re-reads a cached image and checks it against exp. It returns the
+// identity of the file it verified (package fileid), which must not have
+// changed while it was read.
+func (c *Cache) Verify(ctx context.Context, exp Expect) (fileid.ID, error) {
 	p, err := c.Path(exp.ID)
 	if err != nil {
-		return err
+		return fileid.ID{}, err
 	}
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if os.IsNotExist(err) {
-		return fmt.Errorf("%w: %s", ErrNotFound, exp.ID)
+		return fileid.ID{}, fmt.Errorf("%w: %s", ErrNotFound, exp.ID)
 	}
 	if err != nil {
-		return fmt.Errorf("cache: %w", err)
+		return fileid.ID{}, fmt.Errorf("cache: %w", err)
 	}
 	defer f.Close()
+	before, err := fileid.File(f)
+	if err != nil {
+		return fileid.ID{}, fmt.Errorf("cache: %w", err)
+	}
+	if err := verifyDigest(ctx, f, exp); err != nil {
+		return fileid.ID{}, err
+	}
+	after, err := fileid.File(f)
+	if err != nil {
+		return fileid.ID{}, fmt.Errorf("cache: %w", err)
+	}
+	if after != before {
+		return fileid.ID{}, fmt.Errorf("cache: image %s changed while it was verified", exp.ID)
+	}
+	return after, nil
+}
+
+// verifyDigest reads f to its end and checks exp's size and digest.
+func verifyDigest(ctx context.Context, f *os.File, exp Expect) error {
 	h := sha512.New()
 	buf := make([]byte, 1<<20)
 	var n int64
@@ -312,12 +349,14 @@ func (c *Cache) Expire(id string, now time.Time) (string, error) {
 	if err := os.Rename(src, dst); err != nil {
 		return "", fmt.Errorf("cache: %w", err)
 	}
-	syncDir(filepath.Dir(dst))
+	SyncDir(filepath.Dir(dst))
 	c.log.Info("image expired", "image.id", id, "path", dst)
 	return dst, nil
 }
 
-func syncDir(dir string) {
+// SyncDir fsyncs a directory so that a rename in it is durable; errors are
+// ignored (not every filesystem supports it).
+func SyncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/cache"
+	"github.com/vmtrust/vmtrust/internal/fileid"
 )
 
 func expect(id string, data []byte) cache.Expect {
@@ -65,13 +66,14 @@ func TestCommit(t *testing.T) {
 	if n := entries(t, filepath.Join(c.Root(), cache.PartialDir)); len(n) != 0 {
 		t.Fatalf("partial/ not empty after commit: %v", n)
 	}
-	if err := c.Verify(context.Background(), exp); err != nil {
-		t.Fatalf("Verify = %v", err)
+	id, err := c.Verify(context.Background(), exp)
+	if now, _ := fileid.Path(p); err != nil || id != now || w.File() != now || !now.Valid() {
+		t.Fatalf("Verify = %v, %v; Commit's identity %v; the file's %v", id, err, w.File(), now)
 	}
 	// Verify notices a changed file.
 	os.Chmod(p, 0o644)
 	os.WriteFile(p, append(data[:len(data)-1], 'X'), 0o444)
-	if err := c.Verify(context.Background(), exp); !errors.Is(err, cache.ErrDigest) {
+	if _, err := c.Verify(context.Background(), exp); !errors.Is(err, cache.ErrDigest) {
 		t.Fatalf("Verify of a modified file = %v, want ErrDigest", err)
 	}
 }

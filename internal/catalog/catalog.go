@@ -63,6 +63,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/vmtrust/vmtrust/internal/fileid"
 )
 
 // Error classes. Every error a Store returns for a reason other than a
@@ -94,6 +96,10 @@ type Endorser struct {
 	DN    string    `json:"dn"`   // subject, e.g. "/C=DE/O=GermanGrid/OU=DESY/CN=Name"
 	CA    string    `json:"ca"`   // issuer of the subject's certificate
 	Added time.Time // zero means the time of the call
+
+	// Site marks the site's own endorser: images it endorses may run in
+	// trust class 1 (like a physical worker node) when the policy says so.
+	Site bool `json:"site"`
 }
 
 // NewImages says what happens to an image that appears in a list for the
@@ -184,6 +190,13 @@ type Image struct {
 	Path           string     `json:"path"`       // file in the cache, or ""
 	UpdatedAt      time.Time  `json:"updated_at"` // set by the store
 
+	// File is the identity of the cached file at Path when its SHA-512 was
+	// last verified, at VerifiedAt (see package fileid); zero when none is
+	// recorded. Set by SetImageState and RecordVerified only; the store
+	// clears it whenever Path or State change.
+	File       fileid.ID `json:"file"`
+	VerifiedAt time.Time `json:"verified_at"`
+
 	// Attrs keeps other list fields verbatim (for example "sl:arch",
 	// "hv:hypervisor", "ad:vo") so events can be built without the list.
 	Attrs map[string]string `json:"attrs,omitempty"`
@@ -203,6 +216,10 @@ type StateChange struct {
 	State          ImageState
 	Path           string    // replaces the stored path; required for ImageCached
 	At             time.Time // becomes UpdatedAt; zero means the time of the call
+	// File, for ImageCached, is the identity of the file at Path taken
+	// after its SHA-512 was verified; it becomes Image.File (with At as
+	// VerifiedAt). Zero records none.
+	File fileid.ID
 
 	// Preconditions, checked inside the transaction; a failed one is
 	// ErrConflict. SHA512, when set, must equal the image's stored digest;
@@ -333,6 +350,56 @@ type ImageStore interface {
 	// SetImageState applies c and appends events in one transaction. Events
 	// with a zero SubscriptionID or an empty ImageID get the image's.
 	SetImageState(ctx context.Context, c StateChange, events ...Event) error
+	// RecordVerified records that the file at path, with identity file,
+	// was verified at t to have the digest sha512. It fails with
+	// ErrConflict unless the image is cached at that path with that
+	// digest, so a verification that raced an update records nothing.
+	RecordVerified(ctx context.Context, subID int64, id, sha512, path string, file fileid.ID, t time.Time) error
+}
+
+// UserImage is a user-supplied image an operator registered after an
+// inspection without blocking findings: trust class 3 at most. The file is
+// the store's own read-only copy at Path; SHA512 identifies it.
+type UserImage struct {
+	SHA512       string     `json:"sha512"` // lower-case hex; unique
+	Size         int64      `json:"size"`
+	Format       string     `json:"format"` // raw, qcow2, vmdk
+	Path         string     `json:"path"`   // the registered copy
+	Name         string     `json:"name"`   // what the operator called it (the file name given)
+	Owner        string     `json:"owner"`  // the user responsible for it
+	RegisteredBy string     `json:"registered_by"`
+	RegisteredAt time.Time  `json:"registered_at"` // zero means the time of the call
+	File         fileid.ID  `json:"file"`          // identity of Path when registered or last verified
+	VerifiedAt   time.Time  `json:"verified_at"`
+	Inspection   Inspection `json:"inspection"`
+}
+
+// Inspection summarises the `vmtrust inspect` report an image was
+// registered with.
+type Inspection struct {
+	At              time.Time      `json:"at"`
+	BlockOn         string         `json:"block_on"`     // the severity from which a finding blocks
+	Blocking        int            `json:"blocking"`     // findings at or above BlockOn (0 for a registered image)
+	Findings        map[string]int `json:"findings"`     // count per severity
+	MaxSeverity     string         `json:"max_severity"` // "" when there are none
+	OS              string         `json:"os"`           // os-release PRETTY_NAME or ID VERSION_ID
+	EOL             bool           `json:"eol"`          // the OS is past its end of life
+	Packages        int            `json:"packages"`
+	Vulns           int            `json:"vulnerabilities"`
+	VulnsNotChecked bool           `json:"vulnerabilities_not_checked"`
+}
+
+// UserImageStore keeps the registered user-supplied images.
+type UserImageStore interface {
+	// AddUserImage fails with ErrExists for a known SHA512.
+	AddUserImage(ctx context.Context, u UserImage) error
+	UserImage(ctx context.Context, sha512 string) (UserImage, error)
+	// UserImages lists them by RegisteredAt, then SHA512.
+	UserImages(ctx context.Context) ([]UserImage, error)
+	// RemoveUserImage forgets one; the file is the caller's to remove.
+	RemoveUserImage(ctx context.Context, sha512 string) error
+	// RecordUserVerified is RecordVerified for a user image.
+	RecordUserVerified(ctx context.Context, sha512, path string, file fileid.ID, t time.Time) error
 }
 
 // EventStore is the durable event log and its per-hook delivery queues.
@@ -371,6 +438,7 @@ type Store interface {
 	SubscriptionStore
 	ListStore
 	ImageStore
+	UserImageStore
 	EventStore
 	// Close releases the store; calling it again returns nil.
 	Close() error

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -360,4 +361,46 @@ func (h *Hook) Validate() error {
 		return invalid(fmt.Sprintf("hook %q", h.Name), "name is not a safe identifier")
 	}
 	return checkTime(fmt.Sprintf("hook %q", h.Name), "Added", h.Added, false)
+}
+
+// Validate checks u before it is stored.
+func (u *UserImage) Validate() error {
+	subject := fmt.Sprintf("user image %.16s", u.SHA512)
+	if !ValidSHA512(u.SHA512) {
+		return invalid(subject, "SHA512 is not a lower-case hex SHA-512 digest")
+	}
+	if u.Size < 0 {
+		return invalid(subject, "negative size")
+	}
+	switch u.Format {
+	case "raw", "qcow2", "vmdk":
+	default:
+		return invalid(subject, "format %q is not raw, qcow2 or vmdk", u.Format)
+	}
+	if !filepath.IsAbs(u.Path) {
+		return invalid(subject, "path %q is not absolute", u.Path)
+	}
+	if !ValidName(u.Owner) {
+		return invalid(subject, "owner %q is not a safe identifier", u.Owner)
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"Path", u.Path, MaxPathLen}, {"Name", u.Name, MaxPathLen}, {"RegisteredBy", u.RegisteredBy, MaxTextLen},
+		{"Inspection.BlockOn", u.Inspection.BlockOn, MaxTextLen}, {"Inspection.MaxSeverity", u.Inspection.MaxSeverity, MaxTextLen},
+		{"Inspection.OS", u.Inspection.OS, MaxTextLen}} {
+		if err := checkText(subject, f.name, f.v, f.max, false); err != nil {
+			return err
+		}
+	}
+	if len(u.Inspection.Findings) > MaxFields {
+		return invalid(subject, "more than %d severities", MaxFields)
+	}
+	if err := checkTime(subject, "RegisteredAt", u.RegisteredAt, false); err != nil {
+		return err
+	}
+	if err := checkTime(subject, "Inspection.At", u.Inspection.At, true); err != nil {
+		return err
+	}
+	return checkTime(subject, "VerifiedAt", u.VerifiedAt, false)
 }

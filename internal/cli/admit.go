@@ -44,16 +44,13 @@ EXIT STATUS
 			if err != nil {
 				return inputErr(fmt.Errorf("domain xml: %w", err))
 			}
-			pol := policy.Default()
-			if policyFile != "" {
-				if pol, err = policy.Load(policyFile); err != nil {
+			return withSite(ctx, g, func(s *site) error {
+				pol, err := sitePolicy(s, policyFile)
+				if err != nil {
 					return inputErr(err)
 				}
-			}
-			return withSite(ctx, g, func(s *site) error {
-				deps := admission.Deps{Policy: pol, Catalog: siteCatalog{s}, CacheDir: filepath.Join(s.cache.Root(), cache.CacheDir)}
-				d := admission.Decide(ctx, admission.Request{XML: x, Now: time.Now().UTC()}, deps)
-				if err := admission.Record(g.State, d); err != nil {
+				d, err := decideAndRecord(ctx, g, s, pol, x, "")
+				if err != nil {
 					return fmt.Errorf("%w: %v", ErrDenied, err)
 				}
 				if err := printDecision(g.Stdout, d, jsonOut); err != nil {
@@ -70,8 +67,51 @@ EXIT STATUS
 		},
 	}
 	c.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
-	c.Flags().StringVar(&policyFile, "policy", "", "site policy file (default: the built-in policy)")
+	c.Flags().StringVar(&policyFile, "policy", "", "site policy file (default: admission_policy of the configuration, else the built-in policy)")
 	return c
+}
+
+// UserDir is the directory of registered user images in the state directory.
+const UserDir = "user"
+
+// sitePolicy loads the admission policy: the file given, else the
+// configuration's admission_policy, else the built-in default.
+func sitePolicy(s *site, file string) (*policy.Policy, error) {
+	if file == "" {
+		file = s.cfg.AdmissionPolicy
+	}
+	if file == "" {
+		return policy.Default(), nil
+	}
+	return policy.Load(file)
+}
+
+// decideAndRecord takes the admission decision for the domain XML x,
+// records the identity of every file it re-hashed (so that the next
+// decision can trust the digest without reading the file), and appends the
+// decision to STATE/admission.jsonl. name, when set, is the domain name
+// libvirt gave: a domain XML naming another domain is denied. An error
+// means the decision could not be recorded: the caller must deny.
+func decideAndRecord(ctx context.Context, g *Globals, s *site, pol *policy.Policy, x []byte, name string) (admission.Decision, error) {
+	deps := admission.Deps{Policy: pol, Catalog: siteCatalog{s}, CacheDir: filepath.Join(s.cache.Root(), cache.CacheDir),
+		UserDir: filepath.Join(g.State, UserDir)}
+	d := admission.Decide(ctx, admission.Request{XML: x, Now: time.Now().UTC()}, deps)
+	if name != "" && d.Allow && d.Domain != name {
+		d = d.Denied(fmt.Sprintf("libvirt named the domain %q but its XML names %q", name, d.Domain))
+	}
+	for _, k := range d.Rehashed() {
+		var err error
+		if k.User {
+			err = s.store.RecordUserVerified(ctx, k.SHA512, k.Path, k.File, d.Time)
+		} else {
+			err = s.store.RecordVerified(ctx, k.Subscription, k.ImageID, k.SHA512, k.Path, k.File, d.Time)
+		}
+		if err != nil {
+			// Only the next decision's speed depends on it.
+			g.Log.Warn("verified file identity not recorded", "path", k.Path, "err", err)
+		}
+	}
+	return d, admission.Record(g.State, d)
 }
 
 // siteCatalog is the catalog view admission reads.
@@ -84,6 +124,14 @@ func (c siteCatalog) AdmissionImages(ctx context.Context, now time.Time) ([]admi
 	if err != nil {
 		return nil, err
 	}
+	ends, err := c.s.store.Endorsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	siteOwn := map[string]bool{}
+	for _, e := range ends {
+		siteOwn[e.Name] = e.Site
+	}
 	byID := map[int64]catalog.Subscription{}
 	for _, sub := range subs {
 		byID[sub.ID] = sub
@@ -92,14 +140,26 @@ func (c siteCatalog) AdmissionImages(ctx context.Context, now time.Time) ([]admi
 	if err != nil {
 		return nil, err
 	}
-	out := make([]admission.Image, 0, len(ims))
+	users, err := c.s.store.UserImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admission.Image, 0, len(ims)+len(users))
 	for _, im := range ims {
 		sub, ok := byID[im.SubscriptionID]
-		out = append(out, admission.Image{ID: im.ID, State: im.State, Path: im.Path, SHA512: im.SHA512, Size: im.Size,
-			Expires: im.Expires, Endorser: sub.Endorser,
-			// The catalog has no notion of the site's own endorser yet.
-			EndorserIsSite:    false,
-			SubscriptionStale: !ok || viewSubscription(sub, c.s.cfg.StaleAfter.D(), now).Stale})
+		a := admission.Image{ID: im.ID, Subscription: im.SubscriptionID, State: im.State, Path: im.Path, SHA512: im.SHA512, Size: im.Size,
+			Expires: im.Expires, Endorser: sub.Endorser, EndorserIsSite: ok && siteOwn[sub.Endorser], File: im.File,
+			SubscriptionStale: !ok || viewSubscription(sub, c.s.cfg.StaleAfter.D(), now).Stale}
+		if im.State == catalog.ImageExpired || im.State == catalog.ImageRevoked {
+			a.FormerPath, _ = c.s.cache.Path(im.ID)
+		}
+		out = append(out, a)
+	}
+	for _, u := range users {
+		out = append(out, admission.Image{ID: "user:" + u.SHA512[:16], State: catalog.ImageCached, Path: u.Path, SHA512: u.SHA512,
+			Size: u.Size, File: u.File, User: true, Owner: u.Owner, Inspection: policy.Inspection{
+				BlockingFindings: u.Inspection.Blocking, MaxSeverity: u.Inspection.MaxSeverity, EOL: u.Inspection.EOL,
+				OS: u.Inspection.OS, Vulnerabilities: u.Inspection.Vulns, VulnsNotChecked: u.Inspection.VulnsNotChecked}})
 	}
 	return out, nil
 }

@@ -17,30 +17,33 @@ func newEndorserCmd(g *Globals) *cobra.Command {
 		Long: `An endorser is a signer the site trusts for the lists it subscribes to,
 named by the subject and issuer of its certificate in OpenSSL oneline form
 (what a list's hv:dn and hv:ca carry). A subscription names one endorser;
-a list signed by anyone else is rejected.
+a list signed by anyone else is rejected. --site marks the site's own
+endorser: the default admission policy runs its images in trust class 1.
 
   vmtrust endorser add atlas --dn "/DC=ch/DC=cern/OU=Users/CN=atlas-images" --ca "/DC=ch/DC=cern/CN=CERN Grid CA"
+  vmtrust endorser add site --site --dn "/DC=org/DC=example/CN=site-images" --ca "/DC=org/DC=example/CN=Site CA"
   vmtrust endorser list
   vmtrust endorser remove atlas      # refused while a subscription names it`,
 	}
 	var dn, ca string
-	var jsonOut bool
+	var siteOwn, jsonOut bool
 	add := &cobra.Command{
 		Use:   "add NAME --dn SUBJECT --ca ISSUER",
 		Short: "Trust a signer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withSite(cmd.Context(), g, func(s *site) error {
-				if err := s.store.AddEndorser(cmd.Context(), catalog.Endorser{Name: args[0], DN: dn, CA: ca}); err != nil {
+				if err := s.store.AddEndorser(cmd.Context(), catalog.Endorser{Name: args[0], DN: dn, CA: ca, Site: siteOwn}); err != nil {
 					return catalogErr(err)
 				}
-				g.Log.Info("endorser added", "endorser", args[0], "dn", dn, "ca", ca)
+				g.Log.Info("endorser added", "endorser", args[0], "dn", dn, "ca", ca, "site", siteOwn)
 				return nil
 			})
 		},
 	}
 	add.Flags().StringVar(&dn, "dn", "", "certificate subject, OpenSSL oneline form (/C=../O=../CN=..)")
 	add.Flags().StringVar(&ca, "ca", "", "certificate issuer, OpenSSL oneline form")
+	add.Flags().BoolVar(&siteOwn, "site", false, "the site's own endorser (its images may run in trust class 1)")
 	_ = add.MarkFlagRequired("dn")
 	_ = add.MarkFlagRequired("ca")
 	list := &cobra.Command{
@@ -57,9 +60,13 @@ a list signed by anyone else is rejected.
 					return printJSON(g.Stdout, map[string]any{"message_type": "endorsers", "endorsers": es})
 				}
 				tw := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSUBJECT (hv:dn)\tISSUER (hv:ca)\tADDED")
+				fmt.Fprintln(tw, "NAME\tSITE\tSUBJECT (hv:dn)\tISSUER (hv:ca)\tADDED")
 				for _, e := range es {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", Clean(e.Name, false), Clean(e.DN, false), Clean(e.CA, false), e.Added.Format("2006-01-02"))
+					own := "-"
+					if e.Site {
+						own = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", Clean(e.Name, false), own, Clean(e.DN, false), Clean(e.CA, false), e.Added.Format("2006-01-02"))
 				}
 				return tw.Flush()
 			})

@@ -17,7 +17,6 @@ import (
 	"github.com/vmtrust/vmtrust/internal/admission"
 	"github.com/vmtrust/vmtrust/internal/admission/domain"
 	"github.com/vmtrust/vmtrust/internal/admission/policy"
-	"github.com/vmtrust/vmtrust/internal/cache"
 )
 
 // DefaultHookPath is where libvirtd looks for its qemu hook.
@@ -50,8 +49,11 @@ func newHookRunCmd(g *Globals) *cobra.Command {
 most 4 MiB), takes the admission decision (as 'vmtrust admit'), records it
 in STATE/admission.jsonl and, when the domain is refused, prints one line
 "vmtrust: error: refused domain NAME: REASON" and exits non-zero, which aborts the
-start. Any error on these operations refuses too (fail closed). Other
-operations exit 0. run never calls libvirt.
+start. Any error on these operations refuses too (fail closed): a state
+directory or catalog that is missing or unreadable, a policy that does not
+load; the refusal names what failed and is recorded when the decision log
+is writable. "stopped end" and "release end" are recorded as lifecycle
+lines in the same log. Other operations exit 0. run never calls libvirt.
 
 EXIT STATUS
   0  allowed, or an operation vmtrust does not act on   6  refused
@@ -59,12 +61,20 @@ EXIT STATUS
 		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, op, sub := args[0], args[1], args[2]
+			if (op == "release" || op == "stopped") && sub == "end" {
+				return hookLifecycle(g, name, op, sub)
+			}
 			if !(op == "prepare" || op == "migrate") || sub != "begin" {
 				return nil
 			}
 			d, err := hookDecide(cmd, g, name, policyFile)
 			if err != nil {
-				return fmt.Errorf("refusing domain %s (%s %s): %w", name, op, sub, err)
+				// Fail closed: record the refusal where possible and say what failed.
+				d = admission.Decision{Time: time.Now().UTC(), Domain: name, Reason: err.Error()}
+				if rerr := admission.Record(g.State, d); rerr != nil {
+					g.Log.Error("refusal not recorded", "err", rerr)
+				}
+				return &classed{ErrDenied, fmt.Errorf("refused domain %s (%s %s): %w", name, op, sub, err)}
 			}
 			if d.Allow {
 				if d.FailOpen {
@@ -88,26 +98,40 @@ func hookDecide(cmd *cobra.Command, g *Globals, name, policyFile string) (admiss
 	if err != nil {
 		return admission.Decision{}, fmt.Errorf("domain xml: %w", err)
 	}
-	pol := policy.Default()
-	if policyFile != "" {
-		if pol, err = policy.Load(policyFile); err != nil {
-			return admission.Decision{}, err
-		}
-	}
-	var d admission.Decision
-	err = withSite(ctx, g, func(s *site) error {
-		deps := admission.Deps{Policy: pol, Catalog: siteCatalog{s}, CacheDir: filepath.Join(s.cache.Root(), cache.CacheDir)}
-		d = admission.Decide(ctx, admission.Request{XML: x, Now: time.Now().UTC()}, deps)
-		if d.Allow && d.Domain != name {
-			d.Allow, d.FailOpen = false, false
-			d.Reason = fmt.Sprintf("libvirt named the domain %q but its XML names %q", name, d.Domain)
-		}
-		return admission.Record(g.State, d)
-	})
+	s, err := openExistingSite(ctx, g)
 	if err != nil {
 		return admission.Decision{}, err
 	}
-	return d, nil
+	defer s.Close()
+	pol, err := sitePolicy(s, policyFile)
+	if err != nil {
+		return admission.Decision{}, err
+	}
+	return decideAndRecord(ctx, g, s, pol, x, name)
+}
+
+// hookLifecycle records that a domain stopped ("stopped end") or released
+// its resources ("release end"), for the ledger. It never fails the
+// operation: libvirt ignores the hook's status there, and the domain is
+// gone either way.
+func hookLifecycle(g *Globals, name, op, sub string) error {
+	ev := admission.Lifecycle{Time: time.Now().UTC(), Domain: name, Event: op + " " + sub}
+	if x, err := readBounded(g.Stdin, "-", domain.MaxSize); err == nil {
+		if dom, err := domain.Parse(x); err == nil {
+			ev.UUID = dom.UUID
+			for _, i := range dom.Interfaces {
+				if i.MAC != "" {
+					ev.MACs = append(ev.MACs, i.MAC)
+				}
+			}
+		}
+	}
+	if g.State != "" {
+		if err := admission.RecordLifecycle(g.State, ev); err != nil {
+			g.Log.Warn("lifecycle event not recorded", "domain", name, "event", ev.Event, "err", err)
+		}
+	}
+	return nil
 }
 
 type hookInstallOptions struct {

@@ -64,11 +64,16 @@ EXIT STATUS
 					fresh := !viewSubscription(sub, s.cfg.StaleAfter.D(), now).Stale
 					v.Admissible = im.State == catalog.ImageCached && fresh && (im.Expires.IsZero() || now.Before(im.Expires))
 					if verify && im.State == catalog.ImageCached {
-						if err := s.cache.Verify(ctx, cache.Expect{ID: im.ID, Size: im.Size, SHA512: im.SHA512}); err != nil {
+						id, err := s.cache.Verify(ctx, cache.Expect{ID: im.ID, Size: im.Size, SHA512: im.SHA512})
+						if err != nil {
 							v.Verified, v.Admissible = err.Error(), false
 							bad++
 						} else {
 							v.Verified = "ok"
+							// Admission trusts the digest while this identity holds.
+							if err := s.store.RecordVerified(ctx, im.SubscriptionID, im.ID, im.SHA512, im.Path, id, time.Now()); err != nil {
+								g.Log.Warn("verified identity not recorded", "image.id", im.ID, "err", err)
+							}
 						}
 					}
 					views = append(views, v)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -101,36 +102,11 @@ func runInspect(cmd *cobra.Command, g *Globals, o *inspectOptions, image string)
 	if _, err := os.Stat(image); err != nil {
 		return inputErr(err)
 	}
-	opts := inspect.Options{BackingDirs: o.backingDirs, Log: g.Log}
-	if o.distroInfo != "" {
-		d, err := eol.LoadDistroInfo(o.distroInfo)
-		switch {
-		case err == nil:
-			opts.EOL = d
-		case errors.Is(err, fs.ErrNotExist) && o.distroInfo == DefaultDistroInfo:
-			g.Log.Warn("no distro-info-data: end of life of Debian and Ubuntu unknown", "dir", o.distroInfo)
-		default:
-			return inputErr(fmt.Errorf("distro-info: %w", err))
-		}
+	opts, closeDB, err := buildInspectOptions(ctx, g, o)
+	if err != nil {
+		return err
 	}
-	if !o.noVulns {
-		path := o.vulnDB
-		if path == "" {
-			if p := filepath.Join(g.State, vulndbFile); fileExists(p) {
-				path = p
-			}
-		} else if !fileExists(path) {
-			return inputErr(fmt.Errorf("vulnerability database %s: %w", path, fs.ErrNotExist))
-		}
-		if path != "" {
-			db, err := vulndb.Open(ctx, path)
-			if err != nil {
-				return inputErr(fmt.Errorf("vulnerability database %s: %w", path, err))
-			}
-			defer db.Close()
-			opts.Vulns = db
-		}
-	}
+	defer closeDB()
 	rep, err := inspect.Inspect(ctx, image, opts)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -177,6 +153,44 @@ func runInspect(cmd *cobra.Command, g *Globals, o *inspectOptions, image string)
 		}
 	}
 	return nil
+}
+
+// buildInspectOptions builds the inspection's options from o: backing
+// directories, distro-info-data and the vulnerability database (closed by
+// the returned function).
+func buildInspectOptions(ctx context.Context, g *Globals, o *inspectOptions) (inspect.Options, func(), error) {
+	opts := inspect.Options{BackingDirs: o.backingDirs, Log: g.Log}
+	if o.distroInfo != "" {
+		d, err := eol.LoadDistroInfo(o.distroInfo)
+		switch {
+		case err == nil:
+			opts.EOL = d
+		case errors.Is(err, fs.ErrNotExist) && o.distroInfo == DefaultDistroInfo:
+			g.Log.Warn("no distro-info-data: end of life of Debian and Ubuntu unknown", "dir", o.distroInfo)
+		default:
+			return opts, nil, inputErr(fmt.Errorf("distro-info: %w", err))
+		}
+	}
+	if o.noVulns {
+		return opts, func() {}, nil
+	}
+	path := o.vulnDB
+	if path == "" {
+		if p := filepath.Join(g.State, vulndbFile); g.State != "" && fileExists(p) {
+			path = p
+		}
+	} else if !fileExists(path) {
+		return opts, nil, inputErr(fmt.Errorf("vulnerability database %s: %w", path, fs.ErrNotExist))
+	}
+	if path == "" {
+		return opts, func() {}, nil
+	}
+	db, err := vulndb.Open(ctx, path)
+	if err != nil {
+		return opts, nil, inputErr(fmt.Errorf("vulnerability database %s: %w", path, err))
+	}
+	opts.Vulns = db
+	return opts, func() { db.Close() }, nil
 }
 
 func fileExists(p string) bool {

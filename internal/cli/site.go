@@ -32,7 +32,18 @@ type site struct {
 
 func (s *site) Close() error { return s.store.Close() }
 
-func openSite(ctx context.Context, g *Globals) (*site, error) {
+func openSite(ctx context.Context, g *Globals) (*site, error) { return openSiteMode(ctx, g, false) }
+
+// openExistingSite opens a site for the admission hook: the state
+// directory and its catalog must exist already (a hook that created an
+// empty state would turn a lost state into "unknown image" instead of the
+// real failure), and the site's event hooks are not registered (the hook
+// must not write more than its decisions).
+func openExistingSite(ctx context.Context, g *Globals) (*site, error) {
+	return openSiteMode(ctx, g, true)
+}
+
+func openSiteMode(ctx context.Context, g *Globals, existing bool) (*site, error) {
 	path, explicit := g.Config, g.Config != ""
 	if !explicit {
 		path = DefaultConfig
@@ -50,7 +61,11 @@ func openSite(ctx context.Context, g *Globals) (*site, error) {
 		return nil, usageErr(err)
 	}
 	g.State = abs
-	if err := os.MkdirAll(g.State, 0o755); err != nil {
+	if existing {
+		if _, err := os.Stat(filepath.Join(g.State, CatalogFile)); err != nil {
+			return nil, fmt.Errorf("state directory %s: %w", g.State, err)
+		}
+	} else if err := os.MkdirAll(g.State, 0o755); err != nil {
 		return nil, inputErr(fmt.Errorf("state directory: %w", err))
 	}
 	store, err := sqlite.Open(ctx, filepath.Join(g.State, CatalogFile), g.Log)
@@ -63,6 +78,9 @@ func openSite(ctx context.Context, g *Globals) (*site, error) {
 		return nil, err
 	}
 	s := &site{cfg: cfg, store: store, cache: c}
+	if existing {
+		return s, nil
+	}
 	if err := registerHooks(ctx, s); err != nil {
 		store.Close()
 		return nil, err

@@ -17,6 +17,8 @@
 //	stale_after = "7d"          # a subscription not refreshed for this long stops being admissible
 //	downloads = 2
 //	retries = 4
+//	admission_policy = "/etc/vmtrust/policy.toml"   # default: the built-in policy
+//	block_on = "high"           # user images with a finding this severe are not registered
 //
 //	[[hook]]
 //	name = "glance"
@@ -50,6 +52,7 @@ const (
 	DefaultRetries         = 4
 	DefaultHTTPTimeout     = 60 * time.Second
 	DefaultHookTimeout     = 10 * time.Second // vmcatcher kills hooks after 10 s
+	DefaultBlockOn         = "high"
 
 	MaxDownloads = 16
 	MaxRetries   = 20
@@ -107,6 +110,13 @@ type Config struct {
 	Retries         int      `toml:"retries"`
 	HTTPTimeout     Duration `toml:"http_timeout"`
 	Hooks           []Hook   `toml:"hook"`
+
+	// AdmissionPolicy is the site admission policy file (package
+	// admission/policy); "" is the built-in default policy.
+	AdmissionPolicy string `toml:"admission_policy"`
+	// BlockOn is the inspection severity from which a finding blocks the
+	// registration of a user-supplied image (low, medium, high, critical).
+	BlockOn string `toml:"block_on"`
 }
 
 // Default is the configuration without a file.
@@ -115,7 +125,7 @@ func Default() *Config {
 		TrustDir: DefaultTrustDir, CRL: DefaultCRL,
 		MaxListLifetime: Duration(DefaultMaxListLifetime), StaleAfter: Duration(DefaultStaleAfter),
 		MaxListSize: DefaultMaxListSize, Downloads: DefaultDownloads, Retries: DefaultRetries,
-		HTTPTimeout: Duration(DefaultHTTPTimeout),
+		HTTPTimeout: Duration(DefaultHTTPTimeout), BlockOn: DefaultBlockOn,
 	}
 }
 
@@ -183,6 +193,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Retries < 0 || c.Retries > MaxRetries {
 		bad("retries = %d: want 0..%d", c.Retries, MaxRetries)
+	}
+	switch c.BlockOn {
+	case "low", "medium", "high", "critical":
+	default:
+		bad("block_on = %q: want low, medium, high or critical", c.BlockOn)
+	}
+	if c.AdmissionPolicy != "" && !strings.HasPrefix(c.AdmissionPolicy, "/") {
+		bad("admission_policy = %q: want an absolute path", c.AdmissionPolicy)
 	}
 	if len(c.Hooks) > MaxHooks {
 		bad("%d hooks: at most %d", len(c.Hooks), MaxHooks)

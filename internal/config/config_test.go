@@ -47,6 +47,8 @@ func TestLoadRejects(t *testing.T) {
 	for name, tc := range map[string]struct{ in, want string }{
 		"unknown key":       {`trsut_dir = "/x"`, "unknown key"},
 		"wrong type":        {`downloads = "many"`, "downloads"},
+		"bad block_on":      {`block_on = "severe"`, "block_on"},
+		"relative policy":   {`admission_policy = "policy.toml"`, "admission_policy"},
 		"bad crl":           {`crl = "sometimes"`, "crl"},
 		"bad duration":      {`stale_after = "7 weeks"`, "duration"},
 		"zero downloads":    {`downloads = 0`, "downloads"},

@@ -503,7 +503,7 @@ func (u *Updater) fetchImage(ctx context.Context, sub catalog.Subscription, f Fe
 		if err == nil {
 			events := []catalog.Event{storedImageEvent(catalog.EventAvailablePrefix, im, ""), storedImageEvent(catalog.EventAvailablePostfix, im, path)}
 			serr := u.store.SetImageState(ctx, catalog.StateChange{SubscriptionID: sub.ID, ImageID: im.ID, State: catalog.ImageCached,
-				Path: path, SHA512: im.SHA512, At: u.o.Now().UTC(), From: []catalog.ImageState{catalog.ImageDownloading}}, events...)
+				Path: path, SHA512: im.SHA512, File: w.File(), At: u.o.Now().UTC(), From: []catalog.ImageState{catalog.ImageDownloading}}, events...)
 			if u.o.Progress != nil {
 				u.o.Progress.Done(im.ID, serr)
 			}

@@ -204,22 +204,30 @@ func (e *LibvirtEnv) ConsoleLog(name string) string {
 
 // DomainXML is a minimal TCG domain (type='qemu', no network interface)
 // named name, booting the kit's kernel and initramfs with diskPath (a qcow2
-// image) attached as vda and the serial console logged to ConsoleLog(name).
+// image) attached as vda with <transient/> (writes go to a throw-away
+// overlay, never to the image) and the serial console logged to
+// ConsoleLog(name).
 // The guest prints MarkerLine(name) and powers off; the domain then stops.
 func (e *LibvirtEnv) DomainXML(name, diskPath string) string {
 	return e.domainXML(name, diskPath, false)
 }
 
 // DomainXMLHold is DomainXML for a guest that stays up after printing its
-// marker (for save, restore, suspend and snapshot tests).
+// marker (for save, restore, suspend and snapshot tests), with its disk
+// <readonly/> instead of <transient/> (libvirt cannot save a domain with a
+// transient disk).
 func (e *LibvirtEnv) DomainXMLHold(name, diskPath string) string {
 	return e.domainXML(name, diskPath, true)
 }
 
 func (e *LibvirtEnv) domainXML(name, diskPath string, hold bool) string {
 	cmdline := "console=ttyS0 panic=-1 quiet vmtrust.name=" + GuestName(name)
+	// libvirt 9 refuses to save or migrate a domain with a transient
+	// disk, so a held guest gets its disk read-only instead.
+	protect := "<transient/>"
 	if hold {
 		cmdline += " vmtrust.hold=1"
+		protect = "<readonly/>"
 	}
 	x := func(s string) string {
 		var b strings.Builder
@@ -245,6 +253,7 @@ func (e *LibvirtEnv) domainXML(name, diskPath string, hold bool) string {
       <driver name='qemu' type='qcow2'/>
       <source file='` + x(diskPath) + `'/>
       <target dev='vda' bus='virtio'/>
+      ` + protect + `
     </disk>
     <serial type='file'>
       <source path='` + x(e.ConsoleLog(name)) + `'/>

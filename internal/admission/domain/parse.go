@@ -67,6 +67,7 @@ type Disk struct {
 	Backing    []BackingStore // outermost first
 	ReadOnly   bool
 	Shareable  bool
+	Transient  bool // <transient/>: writes go to a throw-away overlay
 	TargetDev  string
 	TargetBus  string
 }
@@ -448,7 +449,8 @@ func parseDisk(n *node, path string) (Disk, error) {
 	d := Disk{Path: path, Type: n.attr("type"), Device: n.attr("device"),
 		Source:    parseSource(n.child("source")),
 		ReadOnly:  n.child("readonly") != nil,
-		Shareable: n.child("shareable") != nil}
+		Shareable: n.child("shareable") != nil,
+		Transient: n.child("transient") != nil}
 	if d.Device == "" {
 		d.Device = "disk"
 	}

@@ -34,6 +34,7 @@
 // # Format
 //
 //	fail_open_class1 = false
+//	identity_change = "rehash"    # or "refuse": a cached file whose identity changed is "modified"
 //
 //	[[rule]]
 //	name = "class3-user"
@@ -53,8 +54,9 @@
 //
 // CEL variables: domain (name, uuid, type, disks, interfaces[{mac, type}],
 // hostdevs, filesystems, findings[{rule, severity}]), images[{id, sha512,
-// state, endorser, endorser_is_site, subscription_stale, inspection{
-// blocking_findings, max_severity, eol}}] and now (timestamp). Image states
+// state, endorser, owner, endorser_is_site, subscription_stale, inspection{
+// blocking_findings, max_severity, eol, os, vulnerabilities,
+// vulnerabilities_not_checked}}] and now (timestamp). Image states
 // are "cached", "expired", "revoked", "unknown", "modified" and
 // "user-registered".
 //
@@ -111,6 +113,19 @@ const (
 	InboundAllow       = "allow"
 )
 
+// What admission does with an image whose file identity changed since its
+// digest was verified (identity_change).
+const (
+	IdentityRehash = "rehash" // re-compute the digest (the default)
+	IdentityRefuse = "refuse" // treat the image as modified
+)
+
+// RefuseChangedImages reports whether identity_change is "refuse": an image
+// file whose identity (device, inode, size, mtime, ctime) differs from the
+// one recorded when its digest was verified is treated as modified instead
+// of being re-hashed.
+func (p *Policy) RefuseChangedImages() bool { return p.refuseChanged }
+
 // ReasonNoMatch is the reason when no rule matches.
 const ReasonNoMatch = "no rule allows this domain"
 
@@ -154,6 +169,7 @@ type Image struct {
 	SHA512            string     `cel:"sha512"`
 	State             string     `cel:"state"`
 	Endorser          string     `cel:"endorser"`
+	Owner             string     `cel:"owner"` // user images: the owner given at registration
 	EndorserIsSite    bool       `cel:"endorser_is_site"`
 	SubscriptionStale bool       `cel:"subscription_stale"`
 	Inspection        Inspection `cel:"inspection"`
@@ -164,6 +180,9 @@ type Inspection struct {
 	BlockingFindings int    `cel:"blocking_findings"`
 	MaxSeverity      string `cel:"max_severity"`
 	EOL              bool   `cel:"eol"`
+	OS               string `cel:"os"`
+	Vulnerabilities  int    `cel:"vulnerabilities"`
+	VulnsNotChecked  bool   `cel:"vulnerabilities_not_checked"`
 }
 
 // Egress allows traffic to CIDR on Ports (all ports when empty).
@@ -206,6 +225,7 @@ type Decision struct {
 // file is the TOML document.
 type file struct {
 	FailOpenClass1 bool               `toml:"fail_open_class1"`
+	IdentityChange string             `toml:"identity_change"`
 	Rules          []Rule             `toml:"rule"`
 	Profiles       map[string]Profile `toml:"profile"`
 }
@@ -218,6 +238,7 @@ type compiled struct {
 // Policy is a loaded, compiled policy.
 type Policy struct {
 	failOpenClass1 bool
+	refuseChanged  bool
 	rules          []compiled
 	profiles       map[string]Profile
 }
@@ -285,7 +306,7 @@ func Parse(b []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
-	p := &Policy{failOpenClass1: f.FailOpenClass1, profiles: map[string]Profile{}}
+	p := &Policy{failOpenClass1: f.FailOpenClass1, refuseChanged: f.IdentityChange == IdentityRefuse, profiles: map[string]Profile{}}
 	for name, pr := range f.Profiles {
 		pr.Name = name
 		p.profiles[name] = pr
@@ -345,6 +366,11 @@ func (f *file) validate() error {
 	}
 	if len(f.Profiles) > MaxProfiles {
 		bad("%d profiles: at most %d", len(f.Profiles), MaxProfiles)
+	}
+	switch f.IdentityChange {
+	case "", IdentityRehash, IdentityRefuse:
+	default:
+		bad("identity_change %q: want %q or %q", f.IdentityChange, IdentityRehash, IdentityRefuse)
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

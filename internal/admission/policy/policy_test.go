@@ -202,6 +202,22 @@ func TestCustomProfile(t *testing.T) {
 	}
 }
 
+func TestIdentityChange(t *testing.T) {
+	ok := rule("a", "true", "allow", 1, "p1") + profiles
+	for _, tc := range []struct {
+		src    string
+		refuse bool
+	}{{ok, false}, {"identity_change = 'rehash'\n" + ok, false}, {"identity_change = 'refuse'\n" + ok, true}} {
+		p, err := policy.Parse([]byte(tc.src))
+		if err != nil || p.RefuseChangedImages() != tc.refuse {
+			t.Errorf("Parse(%.30q): %v, RefuseChangedImages %v, want %v", tc.src, err, p != nil && p.RefuseChangedImages(), tc.refuse)
+		}
+	}
+	if policy.Default().RefuseChangedImages() {
+		t.Error("the default policy refuses changed images; it re-hashes them")
+	}
+}
+
 func TestDecideCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -221,6 +237,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown rule key", ok + "priority = 3\n" + profiles, "unknown key"},
 		{"unknown profile key", ok + profiles + "ports = 3\n", "unknown key"},
 		{"wrong type", "fail_open_class1 = 'yes'\n" + ok + profiles, "fail_open_class1"},
+		{"bad identity_change", "identity_change = 'trust'\n" + ok + profiles, "identity_change"},
+		{"identity_change not a string", "identity_change = true\n" + ok + profiles, "identity_change"},
 		{"syntax error", rule("a", "domain.name ==", "allow", 1, "p1") + profiles, `rule "a"`},
 		{"type error", rule("a", "domain.disks == 'two'", "allow", 1, "p1") + profiles, `rule "a"`},
 		{"timestamp type error", rule("a", "now > 3", "allow", 1, "p1") + profiles, `rule "a"`},

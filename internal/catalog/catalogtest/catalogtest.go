@@ -47,6 +47,9 @@ func TestStore(t *testing.T, open func(t *testing.T) catalog.Store) {
 	t.Run("Atomicity", o.testAtomicity)
 	t.Run("Images", o.testImages)
 	t.Run("SetImageState", o.testSetImageState)
+	t.Run("SiteEndorser", o.testSiteEndorser)
+	t.Run("FileIdentity", o.testFileIdentity)
+	t.Run("UserImages", o.testUserImages)
 	t.Run("Events", o.testEvents)
 	t.Run("Hooks", o.testHooks)
 	t.Run("Delivery", o.testDelivery)
@@ -193,6 +196,7 @@ type state struct {
 	Subscriptions []catalog.Subscription
 	Versions      map[int64][]catalog.ListVersion // with Raw
 	Images        []catalog.Image
+	UserImages    []catalog.UserImage
 	Events        []catalog.Event
 	Hooks         []catalog.Hook
 	Pending       map[string][]catalog.Delivery
@@ -219,6 +223,8 @@ func snapshot(t *testing.T, s catalog.Store) state {
 	}
 	st.Images, err = s.Images(ctx, catalog.ImageFilter{})
 	check(t, "Images", err, nil)
+	st.UserImages, err = s.UserImages(ctx)
+	check(t, "UserImages", err, nil)
 	for after := int64(0); ; {
 		evs, err := s.Events(ctx, after, 100)
 		check(t, "Events", err, nil)

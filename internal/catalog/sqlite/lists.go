@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vmtrust/vmtrust/internal/catalog"
+	"github.com/vmtrust/vmtrust/internal/fileid"
 	"github.com/vmtrust/vmtrust/internal/sqlitedb"
 )
 
@@ -72,7 +74,7 @@ func (s *Store) AcceptList(ctx context.Context, subID int64, lv catalog.ListVers
 				return fmt.Errorf("%s: image %q: %w", subject, im.ID, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, updated_at = ?
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, updated_at = ?, file = NULL, verified_at = NULL
 			WHERE subscription_id = ? AND list_version != ? AND state != ?`,
 			string(catalog.ImageRevoked), sqlitedb.EncodeTime(lv.AcceptedAt), subID, lv.Version, string(catalog.ImageRevoked)); err != nil {
 			return fmt.Errorf("%s: revoking images: %w", subject, err)
@@ -116,7 +118,9 @@ func upsertImage(ctx context.Context, tx *sql.Tx, im catalog.Image) error {
 			list_version = excluded.list_version, title = excluded.title, version = excluded.version,
 			size = excluded.size, sha512 = excluded.sha512, uri = excluded.uri, format = excluded.format,
 			expires = excluded.expires, state = excluded.state, path = excluded.path,
-			attrs = excluded.attrs, updated_at = excluded.updated_at`,
+			attrs = excluded.attrs, updated_at = excluded.updated_at,
+			file = CASE WHEN excluded.path = images.path AND excluded.state = images.state THEN images.file END,
+			verified_at = CASE WHEN excluded.path = images.path AND excluded.state = images.state THEN images.verified_at END`,
 		im.SubscriptionID, im.ID, im.ListVersion, im.Title, im.Version, im.Size, im.SHA512, im.URI, im.Format,
 		sqlitedb.EncodeTime(im.Expires), string(im.State), im.Path, attrs, sqlitedb.EncodeTime(im.UpdatedAt))
 	return err
@@ -159,14 +163,19 @@ func (s *Store) ListVersions(ctx context.Context, subID int64) ([]catalog.ListVe
 		`SELECT `+listVersionColumns+` FROM list_versions WHERE subscription_id = ? ORDER BY rowid`, subID)
 }
 
-const imageColumns = `subscription_id, id, list_version, title, version, size, sha512, uri, format, expires, state, path, attrs, updated_at`
+const imageColumns = `subscription_id, id, list_version, title, version, size, sha512, uri, format, expires, state, path, attrs, updated_at, file, verified_at`
 
 func scanImage(row interface{ Scan(...any) error }) (catalog.Image, error) {
 	var im catalog.Image
 	var attrs string
+	var file sql.NullString
 	err := row.Scan(&im.SubscriptionID, &im.ID, &im.ListVersion, &im.Title, &im.Version, &im.Size, &im.SHA512, &im.URI,
-		&im.Format, sqlitedb.ScanTime(&im.Expires), &im.State, &im.Path, &attrs, sqlitedb.ScanTime(&im.UpdatedAt))
+		&im.Format, sqlitedb.ScanTime(&im.Expires), &im.State, &im.Path, &attrs, sqlitedb.ScanTime(&im.UpdatedAt),
+		&file, sqlitedb.ScanTime(&im.VerifiedAt))
 	if err != nil {
+		return im, err
+	}
+	if im.File, err = decFileID(file); err != nil {
 		return im, err
 	}
 	im.Attrs, err = decMap(attrs)
@@ -230,8 +239,15 @@ func (s *Store) SetImageState(ctx context.Context, c catalog.StateChange, events
 		if len(c.From) > 0 && !slices.Contains(c.From, catalog.ImageState(state)) {
 			return fmt.Errorf("%s: state is %s, not one of %v: %w", subject, state, c.From, catalog.ErrConflict)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, path = ?, updated_at = ? WHERE subscription_id = ? AND id = ?`,
-			string(c.State), c.Path, sqlitedb.EncodeTime(catalog.OrNow(c.At)), c.SubscriptionID, c.ImageID); err != nil {
+		at := catalog.OrNow(c.At)
+		file, verified := encFileID(c.File), sqlitedb.EncodeTime(time.Time{})
+		if c.State != catalog.ImageCached {
+			file = nil
+		} else if file != nil {
+			verified = sqlitedb.EncodeTime(at)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = ?, path = ?, updated_at = ?, file = ?, verified_at = ? WHERE subscription_id = ? AND id = ?`,
+			string(c.State), c.Path, sqlitedb.EncodeTime(at), file, verified, c.SubscriptionID, c.ImageID); err != nil {
 			return fmt.Errorf("%s: %w", subject, err)
 		}
 		if _, err := appendEvents(ctx, tx, events, c.SubscriptionID, c.ImageID); err != nil {
@@ -260,4 +276,47 @@ func decMap(s string) (map[string]string, error) {
 		return nil, nil
 	}
 	return m, nil
+}
+
+// RecordVerified implements catalog.ImageStore.
+func (s *Store) RecordVerified(ctx context.Context, subID int64, id, sha512, path string, file fileid.ID, t time.Time) error {
+	subject := fmt.Sprintf("image %q of subscription %d", id, subID)
+	if !file.Valid() || !catalog.ValidSHA512(sha512) || path == "" {
+		return fmt.Errorf("%s: verification without a file identity, digest or path: %w", subject, catalog.ErrInvalid)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE images SET file = ?, verified_at = ?
+			WHERE subscription_id = ? AND id = ? AND sha512 = ? AND path = ? AND state = 'cached'`,
+			encFileID(file), sqlitedb.EncodeTime(catalog.OrNow(t)), subID, id, sha512, path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", subject, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("%s: not cached at %s with that digest: %w", subject, path, catalog.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// encFileID is the stored form of a file identity: JSON, NULL for none.
+func encFileID(id fileid.ID) any {
+	if !id.Valid() {
+		return nil
+	}
+	b, err := json.Marshal(id)
+	if err != nil {
+		return nil
+	}
+	return string(b)
+}
+
+func decFileID(s sql.NullString) (fileid.ID, error) {
+	var id fileid.ID
+	if !s.Valid {
+		return id, nil
+	}
+	if err := json.Unmarshal([]byte(s.String), &id); err != nil {
+		return fileid.ID{}, fmt.Errorf("stored file identity: %w", err)
+	}
+	return id, nil
 }

@@ -28,7 +28,9 @@
 //
 // schema_migrations(version, name, applied_at) records the migrations.
 // Version 1 holds endorsers, subscriptions, list_versions, images, events,
-// hooks and deliveries; see migrations/0001_initial.sql. Times are stored
+// hooks and deliveries; see migrations/0001_initial.sql. Version 2 adds
+// the site endorser flag, the verified file identity of cached images and
+// the registered user images (migrations/0002_admission.sql). Times are stored
 // as fixed-width RFC 3339 text in UTC with nanoseconds, NULL when absent.
 package sqlite
 

@@ -17,8 +17,8 @@ func (s *Store) AddEndorser(ctx context.Context, e catalog.Endorser) error {
 		return err
 	}
 	e.Added = catalog.OrNow(e.Added)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO endorsers (name, dn, ca, added) VALUES (?, ?, ?, ?)`,
-		e.Name, e.DN, e.CA, sqlitedb.EncodeTime(e.Added))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO endorsers (name, dn, ca, added, site) VALUES (?, ?, ?, ?, ?)`,
+		e.Name, e.DN, e.CA, sqlitedb.EncodeTime(e.Added), e.Site)
 	switch {
 	case sqlitedb.IsUniqueViolation(err):
 		return fmt.Errorf("endorser %q: %w", e.Name, catalog.ErrExists)
@@ -28,11 +28,11 @@ func (s *Store) AddEndorser(ctx context.Context, e catalog.Endorser) error {
 	return nil
 }
 
-const endorserColumns = `name, dn, ca, added`
+const endorserColumns = `name, dn, ca, added, site`
 
 func scanEndorser(row interface{ Scan(...any) error }) (catalog.Endorser, error) {
 	var e catalog.Endorser
-	err := row.Scan(&e.Name, &e.DN, &e.CA, sqlitedb.ScanTime(&e.Added))
+	err := row.Scan(&e.Name, &e.DN, &e.CA, sqlitedb.ScanTime(&e.Added), &e.Site)
 	return e, err
 }
 
