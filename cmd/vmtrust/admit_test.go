@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func admitDomain(t *testing.T, w *siteWorld, name, disk string) string {
@@ -89,4 +90,88 @@ func TestAdmit(t *testing.T) {
 	if n := strings.Count(string(b), "\n"); n != 3 {
 		t.Fatalf("admission.jsonl: %d decisions, want 3:\n%s", n, b)
 	}
+}
+
+// TestAdmitSiteEndorserAndIdentity: the site's own endorser gives class 1;
+// the digest is trusted without re-reading the file only while the file's
+// identity is the one recorded at caching or at the last verification.
+func TestAdmitSiteEndorserAndIdentity(t *testing.T) {
+	w := newSiteWorld(t)
+	if code, _, errs := w.vm(t, "endorser", "add", "site", "--site", "--dn", "/DC=org/DC=vmtrust-test/CN=CLI Endorser", "--ca", "/DC=org/DC=vmtrust-test/CN=CLI CA"); code != 0 {
+		t.Fatalf("endorser add --site: %d %s", code, errs)
+	}
+	if code, out, _ := w.vm(t, "endorser", "list"); code != 0 || !strings.Contains(out, "site  yes") {
+		t.Fatalf("endorser list: %d\n%s", code, out)
+	}
+	if code, _, errs := w.vm(t, "subscribe", w.srv.URL+"/image.list", "--endorser", "site", "--ca-bundle", w.caBundle); code != 0 {
+		t.Fatalf("subscribe: %d %s", code, errs)
+	}
+	w.publish(t, "1", map[string][]byte{img1: bytes.Repeat([]byte("disk"), 100_000)})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
+	}
+	_, ims := w.images(t)
+	cached := ims[img1].Path
+	x := admitDomain(t, w, "site", cached)
+	admit := func(t *testing.T, want int, extra ...string) (class int, verified, reason string) {
+		t.Helper()
+		code, out, errs := w.vm(t, append(append([]string{"admit", "--json"}, extra...), x)...)
+		var d struct {
+			Class  int    `json:"class"`
+			Reason string `json:"reason"`
+			Disks  []struct {
+				Verified string `json:"verified"`
+			} `json:"disks"`
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil || code != want || len(d.Disks) != 1 {
+			t.Fatalf("admit: exit %d, want %d (%v)\n%s\n%s", code, want, err, out, errs)
+		}
+		return d.Class, d.Disks[0].Verified, d.Reason
+	}
+	touch := func(t *testing.T) { // a chmod to the same mode changes only the ctime
+		t.Helper()
+		time.Sleep(10 * time.Millisecond)
+		if err := os.Chmod(cached, 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if class, how, _ := admit(t, 0); class != 1 || how != "identity" {
+		t.Fatalf("first admission: class %d verified %q, want class 1 on the identity recorded at caching", class, how)
+	}
+	touch(t)
+	if class, how, _ := admit(t, 0); class != 1 || how != "sha512" {
+		t.Fatalf("after a metadata change: class %d verified %q, want a re-hash", class, how)
+	}
+	if _, how, _ := admit(t, 0); how != "identity" {
+		t.Fatalf("after the re-hash: verified %q, want the recorded identity", how)
+	}
+
+	// identity_change = "refuse" in the site policy named by the configuration.
+	pol := strings.Replace(string(policySource(t)), `identity_change = "rehash"`, `identity_change = "refuse"`, 1)
+	polFile := w.write(t, "policy.toml", []byte(pol))
+	cfg, err := os.ReadFile(w.config(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write(t, "vmtrust.toml", append(cfg, []byte("admission_policy = \""+polFile+"\"\n")...))
+	touch(t)
+	if _, _, reason := admit(t, exitDenied); !strings.Contains(reason, "modified after it was cached") {
+		t.Fatalf("refuse on identity change: %q", reason)
+	}
+	// images --verify re-hashes and records the identity again.
+	if code, out, errs := w.vm(t, "images", "--verify"); code != 0 {
+		t.Fatalf("images --verify: %d\n%s\n%s", code, out, errs)
+	}
+	if class, how, _ := admit(t, 0); class != 1 || how != "identity" {
+		t.Fatalf("after images --verify: class %d verified %q", class, how)
+	}
+}
+
+func policySource(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "internal", "admission", "policy", "default.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
