@@ -654,6 +654,39 @@ run vmtrust --state "$SITE" inspect --format cyclonedx -o dirty.cdx.json "$dirty
 ok "CycloneDX SBOM with $(jq '.components | length' dirty.cdx.json) components in dirty.cdx.json"
 summary+=("inspect       user image with planted problems: refused by --fail-on high (exit 5)")
 
+step "User-supplied images: registered only after a clean inspection (class 3)" \
+	"'vmtrust user-images register' copies a user's image into the site state" \
+	"(read-only, sha512 computed while copying), inspects the copy and registers it" \
+	"only when no finding reaches block_on (high). The dirty image is refused and" \
+	"nothing is kept; a clean debootstrap image is registered and admitted in trust" \
+	"class 3 (full containment), but never with host device passthrough."
+
+expect_exit 5 "not registered: findings at or above high" \
+	vmtrust "${SITE_ARGS[@]}" user-images register "$dirty" --owner alice
+[ -z "$(ls -A "$SITE/user" 2>/dev/null)" ] || die "a refused registration left files in $SITE/user"
+ok "nothing was kept of the refused image"
+clean=$FIXTURES/debian12-clean.qcow2
+[ -f "$clean" ] || die "no fixture image $clean (make fixtures builds it)"
+expect_exit 0 "registered: no finding at or above high" \
+	vmtrust "${SITE_ARGS[@]}" user-images register "$clean" --owner alice
+run vmtrust "${SITE_ARGS[@]}" user-images list
+user_image=$(vmtrust "${SITE_ARGS[@]}" user-images list --json | jq -r '.images[0].path')
+[ -f "$user_image" ] || die "the registered copy $user_image does not exist"
+# user_domain NAME EXTRA — a domain on the registered copy, behind a throw-away overlay.
+user_domain() {
+	printf '%s\n' "<domain type='qemu'><name>$1</name><devices>" \
+		"  <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$(xml_text "$user_image")'/><target dev='vda' bus='virtio'/><transient/></disk>" \
+		"  $2" "</devices></domain>"
+}
+user_domain demo-user "" >user.xml
+user_domain demo-user-hostdev "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>" >user-hostdev.xml
+run cat user-hostdev.xml
+expect_exit 0 "allowed in class 3: a registered user image" vmtrust "${SITE_ARGS[@]}" admit user.xml
+[ "$(tail -n 1 "$SITE/admission.jsonl" | jq -r '"\(.class) \(.profile)"')" = "3 dmz" ] || die "the user image was not admitted in class 3 with profile dmz"
+ok "class 3, containment profile dmz"
+expect_exit 6 "denied: a user-supplied image with PCI passthrough" vmtrust "${SITE_ARGS[@]}" admit user-hostdev.xml
+summary+=("user images   dirty image not registered (exit 5); clean one registered, class 3; with <hostdev> denied")
+
 # --- 14c. admission under libvirt ---------------------------------------------
 step "Boot the admitted image under libvirt; a copy of it is refused" \
 	"'vmtrust hook install' writes libvirt's qemu hook: before libvirtd starts a" \
@@ -727,11 +760,11 @@ ok "libvirt refused to start demo-unknown, with vmtrust's reason"
 [ ! -e "$consoles/demo-unknown.console.log" ] || die "demo-unknown's guest ran (it has a console log)"
 ok "demo-unknown never ran: no console log"
 
-show "tail -n 4 $SITE/admission.jsonl | jq -c '{time, domain, allow, reason}'"
-tail -n 4 "$SITE/admission.jsonl" | jq -c '{time, domain, allow, reason}'
-[ "$(tail -n 1 "$SITE/admission.jsonl" | jq -r '"\(.domain) \(.allow)"')" = "demo-unknown false" ] ||
-	die "the last admission record is not demo-unknown's refusal"
-ok "every decision, the hook's included, is recorded in site-state/admission.jsonl"
+show "tail -n 6 $SITE/admission.jsonl | jq -c '{message_type, time, domain, allow, class, event, reason}'"
+tail -n 6 "$SITE/admission.jsonl" | jq -c '{message_type, time, domain, allow, class, event, reason}'
+[ "$(jq -r 'select(.message_type == "admission") | "\(.domain) \(.allow)"' "$SITE/admission.jsonl" | tail -n 1)" = "demo-unknown false" ] ||
+	die "the last admission decision is not demo-unknown's refusal"
+ok "every decision, the hook's included, is recorded in site-state/admission.jsonl, with the domains' stops"
 
 printf '\n%sStopping the private libvirtd (netns %s).%s\n' "$BOLD" "$libvirt_ns" "$OFF"
 ns=$libvirt_ns
@@ -792,6 +825,10 @@ expect_image revoked false
 [ ! -e "$cached" ] || die "$cached is still in the cache"
 run ls -l "$SITE/cache" "$SITE/expired"
 ok "the file moved from cache/ to expired/${image_path##*/}"
+expect_exit 6 "denied: the domain's image was withdrawn" vmtrust "${SITE_ARGS[@]}" admit libvirt/demo-admitted.xml
+[[ $(tail -n 1 "$SITE/admission.jsonl" | jq -r .reason) == "an image was withdrawn by its endorser"* ]] ||
+	die "the refusal does not say the image was withdrawn: $(tail -n 1 "$SITE/admission.jsonl" | jq -r .reason)"
+ok "the hook would refuse demo-admitted now, for that reason"
 summary+=("withdrawal    version 2 accepted; image revoked, file in site-state/expired/")
 
 # --- 17. refusal: rollback -----------------------------------------------------

@@ -123,8 +123,9 @@ func runRegister(ctx context.Context, g *Globals, o *registerOptions, src string
 			RegisteredBy: operator(), Inspection: insp}
 		u.Path = filepath.Join(dir, sum+"."+u.Format)
 		if insp.Blocking > 0 {
+			u.Path = "" // nothing is kept
 			printRegistration(g, u, rep, threshold, false, o.jsonOut)
-			return fmt.Errorf("%w: %s not registered: %d at %s or above", ErrFindings, src, insp.Blocking, threshold)
+			return &classed{ErrFindings, fmt.Errorf("%s not registered: %d findings or vulnerabilities at %s or above (block_on)", src, insp.Blocking, threshold)}
 		}
 		if err := os.Rename(tmp, u.Path); err != nil {
 			return err
@@ -249,12 +250,12 @@ func printRegistration(g *Globals, u catalog.UserImage, rep *inventory.Report, t
 			"vulnerabilities": rep.Vulnerabilities})
 		return
 	}
-	verdict := "REGISTERED"
+	verdict, where := "REGISTERED", u.Path
 	if !registered {
-		verdict = "NOT REGISTERED"
+		verdict, where = "NOT REGISTERED", u.Name
 	}
 	fmt.Fprintf(g.Stdout, "%s  %s\nsha512  %s\nowner  %s\nos  %s\nfindings  %d (%d at %s or above)\n",
-		verdict, Clean(u.Path, false), u.SHA512, u.Owner, Clean(u.Inspection.OS, false), len(rep.Findings)+len(rep.Vulnerabilities), u.Inspection.Blocking, threshold)
+		verdict, Clean(where, false), u.SHA512, u.Owner, Clean(u.Inspection.OS, false), len(rep.Findings)+len(rep.Vulnerabilities), u.Inspection.Blocking, threshold)
 	if !registered {
 		tw := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nSEVERITY\tRULE\tPATH\tREASON")
