@@ -2,7 +2,7 @@
 #
 #   make setup   install what the project needs (Debian packages, Go modules; as root)
 #   make fixtures  build the test disk images once (scripts/fixtures.sh; as root)
-#   make build   bin/vmtrust
+#   make build   bin/vmtrust and bin/vmtrust-hook
 #   make test    setup, go vet, a short fuzz run of every fuzz target, then go test
 #   make fuzz    only the fuzz run (FUZZTIME=30s make fuzz, FUZZ=FuzzParse make fuzz)
 #   make demo    setup, build, then the end-to-end demo (scripts/demo.sh)
@@ -59,6 +59,7 @@ fixtures:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vmtrust
+	$(GO) build -o $(BIN)-hook ./cmd/vmtrust-hook
 
 # The fuzz stage. Targets are discovered with 'go test -list ^Fuzz' (the
 # output lists each package's fuzz targets, then the package's "ok" line), and

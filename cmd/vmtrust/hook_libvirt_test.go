@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,11 +91,7 @@ func TestHookLibvirt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots guests under libvirt")
 	}
-	bin := filepath.Join(t.TempDir(), "vmtrust")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin, _ := buildBinaries(t)
 	w := newSiteWorld(t)
 	w.subscribe(t)
 	vm := func(args ...string) (int, string, string) {
@@ -283,6 +279,46 @@ func TestHookLibvirt(t *testing.T) {
 		define(t, "hook-user-share", with("hook-user-share",
 			`<filesystem type='mount' accessmode='mapped'><source dir='`+share+`'/><target dir='share'/></filesystem>`))
 		refused(t, "hook-user-share", passthrough, "start", "hook-user-share")
+	})
+
+	// The same decisions through the admission service: the hook file is
+	// rewritten in place (libvirtd runs the path it found at start).
+	t.Run("service", func(t *testing.T) {
+		if code, out, errs := vm("hook", "install", "--service", "--path", hook); code != 0 {
+			t.Fatalf("hook install --service: %d\n%s\n%s", code, out, errs)
+		}
+		defer func() {
+			if code, out, errs := vm("hook", "install", "--path", hook); code != 0 {
+				t.Fatalf("hook install: %d\n%s\n%s", code, out, errs)
+			}
+		}()
+		serve := exec.Command(bin, "--state", w.state, "--config", w.config(t), "hook", "serve")
+		var serveLog bytes.Buffer
+		serve.Stderr = &serveLog
+		if err := serve.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { serve.Process.Signal(syscall.SIGTERM); serve.Wait() }()
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(filepath.Join(w.state, "hook.sock")); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		env.Virsh("destroy", "hook-user") // it may still be powering off from its first boot
+		if err := os.Remove(env.ConsoleLog("hook-user")); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if _, _, err := env.Virsh("start", "hook-user"); err != nil {
+			t.Fatalf("start through the service: %v\n%s", err, serveLog.String())
+		}
+		if _, err := env.WaitMarker(ctx, "hook-user"); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, "hook-user-hostdev", "a user-supplied image may not have host device passthrough", "start", "hook-user-hostdev")
+		if !strings.Contains(serveLog.String(), "admission service listening") {
+			t.Errorf("service log: %s", serveLog.String())
+		}
 	})
 
 	t.Run("unreadable-state", func(t *testing.T) {

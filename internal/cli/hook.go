@@ -3,9 +3,11 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,7 +37,7 @@ there that runs 'vmtrust hook run'; 'hook check' says whether the running
 libvirtd has noticed it (libvirtd only notices a hook that existed when it
 started).`,
 	}
-	c.AddCommand(newHookRunCmd(g), newHookInstallCmd(g), newHookCheckCmd(g))
+	c.AddCommand(newHookRunCmd(g), newHookInstallCmd(g), newHookCheckCmd(g), newHookServeCmd(g))
 	return c
 }
 
@@ -60,54 +62,76 @@ EXIT STATUS
   other non-zero: an error, which refuses the domain too`,
 		Args: cobra.RangeArgs(3, 4),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, op, sub := args[0], args[1], args[2]
-			if (op == "release" || op == "stopped") && sub == "end" {
-				return hookLifecycle(g, name, op, sub)
-			}
-			if !(op == "prepare" || op == "migrate") || sub != "begin" {
-				return nil
-			}
-			d, err := hookDecide(cmd, g, name, policyFile)
-			if err != nil {
-				// Fail closed: record the refusal where possible and say what failed.
-				d = admission.Decision{Time: time.Now().UTC(), Domain: name, Reason: err.Error()}
-				if rerr := admission.Record(g.State, d); rerr != nil {
-					g.Log.Error("refusal not recorded", "err", rerr)
-				}
-				return &classed{ErrDenied, fmt.Errorf("refused domain %s (%s %s): %w", name, op, sub, err)}
-			}
-			if d.Allow {
-				if d.FailOpen {
-					g.Log.Warn("admission failed open for class 1", "domain", name, "reason", d.Reason)
-				}
-				return nil
-			}
-			// cmd/vmtrust prints this as the one line libvirt shows
-			// ("vmtrust: error: refused domain NAME: REASON") and exits 6.
-			return &classed{ErrDenied, fmt.Errorf("refused domain %s: %s", name, d.Reason)}
+			return runHook(cmd.Context(), g, args, policyFile, nil)
 		},
 	}
 	c.Flags().StringVar(&policyFile, "policy", "", "site policy file (default: the built-in policy)")
 	return c
 }
 
+// hookSite is what a hook invocation decides with: the open site and its
+// policy. The admission service keeps one for its lifetime; 'hook run'
+// opens one per invocation.
+type hookSite struct {
+	site *site
+	pol  *policy.Policy
+	err  error // why the policy could not be loaded: every decision refuses
+}
+
+// runHook acts on one libvirt hook invocation (args: NAME OP SUBOP
+// [EXTRA], the domain XML in g.Stdin). With hs nil it opens the site and
+// loads the policy itself. The error is what cmd/vmtrust prints and maps to
+// the exit status: a refusal wraps ErrDenied.
+func runHook(ctx context.Context, g *Globals, args []string, policyFile string, hs *hookSite) error {
+	name, op, sub := args[0], args[1], args[2]
+	if (op == "release" || op == "stopped") && sub == "end" {
+		return hookLifecycle(g, name, op, sub)
+	}
+	if !(op == "prepare" || op == "migrate") || sub != "begin" {
+		return nil
+	}
+	d, err := hookDecide(ctx, g, name, policyFile, hs)
+	if err != nil {
+		// Fail closed: record the refusal where possible and say what failed.
+		d = admission.Decision{Time: time.Now().UTC(), Domain: name, Reason: err.Error()}
+		if rerr := admission.Record(g.State, d); rerr != nil {
+			g.Log.Error("refusal not recorded", "err", rerr)
+		}
+		return &classed{ErrDenied, fmt.Errorf("refused domain %s (%s %s): %w", name, op, sub, err)}
+	}
+	if d.Allow {
+		if d.FailOpen {
+			g.Log.Warn("admission failed open for class 1", "domain", name, "reason", d.Reason)
+		}
+		return nil
+	}
+	// cmd/vmtrust prints this as the one line libvirt shows
+	// ("vmtrust: error: refused domain NAME: REASON") and exits 6.
+	return &classed{ErrDenied, fmt.Errorf("refused domain %s: %s", name, d.Reason)}
+}
+
 // hookDecide reads the domain XML, decides and records the decision.
-func hookDecide(cmd *cobra.Command, g *Globals, name, policyFile string) (admission.Decision, error) {
-	ctx := cmd.Context()
+func hookDecide(ctx context.Context, g *Globals, name, policyFile string, hs *hookSite) (admission.Decision, error) {
 	x, err := readBounded(g.Stdin, "-", domain.MaxSize)
 	if err != nil {
 		return admission.Decision{}, fmt.Errorf("domain xml: %w", err)
 	}
-	s, err := openExistingSite(ctx, g)
-	if err != nil {
-		return admission.Decision{}, err
+	if hs == nil {
+		s, err := openExistingSite(ctx, g)
+		if err != nil {
+			return admission.Decision{}, err
+		}
+		defer s.Close()
+		pol, err := sitePolicy(s, policyFile)
+		if err != nil {
+			return admission.Decision{}, err
+		}
+		hs = &hookSite{s, pol, nil}
 	}
-	defer s.Close()
-	pol, err := sitePolicy(s, policyFile)
-	if err != nil {
-		return admission.Decision{}, err
+	if hs.err != nil {
+		return admission.Decision{}, hs.err
 	}
-	return decideAndRecord(ctx, g, s, pol, x, name)
+	return decideAndRecord(ctx, g, hs.site, hs.pol, x, name)
 }
 
 // hookLifecycle records that a domain stopped ("stopped end") or released
@@ -135,10 +159,15 @@ func hookLifecycle(g *Globals, name, op, sub string) error {
 }
 
 type hookInstallOptions struct {
-	Path   string
-	Policy string
-	Force  bool
+	Path    string
+	Policy  string
+	Force   bool
+	Service bool
 }
+
+// HookClient is the small program that forwards to the admission service;
+// hook install --service expects it next to the vmtrust binary.
+const HookClient = "vmtrust-hook"
 
 func newHookInstallCmd(g *Globals) *cobra.Command {
 	o := &hookInstallOptions{}
@@ -149,13 +178,20 @@ func newHookInstallCmd(g *Globals) *cobra.Command {
 that runs this vmtrust binary (its absolute path) as 'vmtrust --state STATE
 hook run' with libvirt's arguments. It refuses to replace a hook file that
 it did not write unless --force is given. libvirtd must be started, or
-restarted, after the hook exists: see 'vmtrust hook check'.`,
+restarted, after the hook exists: see 'vmtrust hook check'.
+
+With --service the wrapper runs vmtrust-hook (built next to vmtrust:
+make build), which asks the admission service ('vmtrust hook serve',
+socket STATE/hook.sock) and falls back to 'vmtrust hook run' when the
+service is not running: the same decision, without starting the whole
+vmtrust binary for every domain start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runHookInstall(g, o) },
 	}
 	c.Flags().StringVar(&o.Path, "path", DefaultHookPath, "hook file")
 	c.Flags().StringVar(&o.Policy, "policy", "", "site policy file the hook uses (default: the built-in policy)")
 	c.Flags().BoolVar(&o.Force, "force", false, "replace a hook file vmtrust did not write")
+	c.Flags().BoolVar(&o.Service, "service", false, "forward to the admission service ('hook serve') through "+HookClient)
 	return c
 }
 
@@ -193,6 +229,14 @@ func runHookInstall(g *Globals, o *hookInstallOptions) error {
 		}
 		words = append(words, "--policy", p)
 	}
+	if o.Service {
+		client := filepath.Join(filepath.Dir(exe), HookClient)
+		if fi, err := os.Stat(client); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return withHint(inputErr(fmt.Errorf("%s: not an executable file next to %s", client, exe)),
+				"build it there: go build -o "+client+" ./cmd/vmtrust-hook (make build does)")
+		}
+		words = append([]string{client, filepath.Join(state, HookSocket)}, append(words, "--")...)
+	}
 	var line strings.Builder
 	line.WriteString("exec")
 	for _, w := range words {
@@ -201,7 +245,12 @@ func runHookInstall(g *Globals, o *hookInstallOptions) error {
 		}
 		line.WriteString(" " + shQuote(w))
 	}
-	script := "#!/bin/sh\n" + hookMarker + "\n" + line.String() + ` "$@"` + "\n"
+	// libvirtd runs the hook for every operation (prepare, start, started,
+	// stopped, release, migrate, restore, reconnect, attach): the shell
+	// answers those vmtrust does not act on without starting a program.
+	script := "#!/bin/sh\n" + hookMarker + "\n" +
+		"case \"$2 $3\" in\n\"prepare begin\" | \"migrate begin\" | \"release end\" | \"stopped end\") ;;\n*) exit 0 ;;\nesac\n" +
+		line.String() + ` "$@"` + "\n"
 
 	if b, err := readFileBounded(o.Path, 1<<20); err == nil {
 		if !isOurHook(b) && !o.Force {
@@ -294,8 +343,12 @@ type HookCheck struct {
 	HookMTime    time.Time  `json:"hook_mtime,omitzero"`
 	Libvirtd     []Libvirtd `json:"libvirtd"`
 	OK           bool       `json:"ok"`
-	Problems     []string   `json:"problems,omitempty"`
-	Action       string     `json:"action,omitempty"`
+	// Service: the hook forwards to the admission service; ServiceUp: it
+	// answers on STATE/hook.sock (when down, every start runs 'hook run').
+	Service   bool     `json:"service"`
+	ServiceUp bool     `json:"service_up"`
+	Problems  []string `json:"problems,omitempty"`
+	Action    string   `json:"action,omitempty"`
 }
 
 // Libvirtd is one running libvirtd process.
@@ -327,6 +380,13 @@ EXIT STATUS
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := checkHook(path)
+			if r.Service = filepath.Base(r.Binary) == HookClient; r.Service && g.State != "" {
+				// Informational: vmtrust-hook falls back to 'hook run'.
+				if c, err := net.DialTimeout("unix", filepath.Join(g.State, HookSocket), time.Second); err == nil {
+					c.Close()
+					r.ServiceUp = true
+				}
+			}
 			if jsonOut {
 				if err := printJSON(g.Stdout, r); err != nil {
 					return err
@@ -356,6 +416,13 @@ func printHookCheck(g *Globals, r HookCheck) {
 	fmt.Fprintf(g.Stdout, "hook  %s\nstatus  %s\n", Clean(r.Path, false), verdict)
 	if r.Binary != "" {
 		fmt.Fprintf(g.Stdout, "binary  %s\n", Clean(r.Binary, false))
+	}
+	if r.Service {
+		up := "not running: every start runs 'vmtrust hook run' (slower, same decision)"
+		if r.ServiceUp {
+			up = "running"
+		}
+		fmt.Fprintf(g.Stdout, "service  %s\n", up)
 	}
 	for _, p := range r.Libvirtd {
 		fmt.Fprintf(g.Stdout, "libvirtd  pid %d started %s before_hook=%t\n", p.PID, p.Started.Format(time.RFC3339), p.BeforeHook)
