@@ -42,7 +42,9 @@ it changes; restart the service after changing the configuration.
 vmtrust-hook falls back to 'hook run' when the service is not running, so
 stopping it never opens the door.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runHookServe(cmd.Context(), g, socket, policyFile) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runHookServe(cmd.Context(), g, socket, policyFile)
+		},
 	}
 	c.Flags().StringVar(&socket, "socket", "", "Unix socket (default STATE/"+HookSocket+")")
 	c.Flags().StringVar(&policyFile, "policy", "", "site policy file (default: admission_policy of the configuration, else the built-in policy)")
