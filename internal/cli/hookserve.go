@@ -169,7 +169,9 @@ func (h *hookServer) serve(ctx context.Context, c *net.UnixConn) {
 		log.Warn("admission service: bad request", "err", err)
 		return // the client falls back to the full hook
 	}
+	start := time.Now()
 	resp := h.handle(ctx, q)
+	log.Debug("admission service: answered", "args", q.Args, "exit", resp.Exit, "took", time.Since(start))
 	if err := hookproto.Write(c, resp); err != nil {
 		log.Warn("admission service: reply not sent", "err", err)
 	}
