@@ -41,6 +41,14 @@ PACKAGES=(
 	busybox-static  # scripts/libvirt-env.sh: the test guest's initramfs
 	cpio            # scripts/libvirt-env.sh: packs the initramfs
 	iproute2        # scripts/libvirt-env.sh: ip netns for private libvirtd instances
+	nftables        # internal/contain tests: nft list ruleset beside our netlink programming (issue 6)
+	hping3          # internal/contain attack tests: spoofed sources, floods
+	arping          # internal/contain attack tests: arping -S/-s (Thomas Habets' arping)
+	dsniff          # internal/contain attack tests: arpspoof
+	python3-scapy   # internal/contain attack tests: rogue DHCPOFFER, RA, NA/ND spoofing (Debian's /usr/bin/python3)
+	iperf3          # bench/contain: VM-to-VM throughput through the bridge
+	nmap            # internal/contain attack tests: scans
+	tcpdump         # internal/contain attack tests: what a sniffer sees
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26

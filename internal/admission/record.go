@@ -1,11 +1,11 @@
 package admission
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/vmtrust/vmtrust/internal/jsonl"
 )
 
 // RecordFile is the decision log's name in the state directory.
@@ -43,26 +43,8 @@ func RecordLifecycle(stateDir string, ev Lifecycle) error {
 }
 
 func appendRecord(stateDir string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	if err := jsonl.Append(filepath.Join(stateDir, RecordFile), v); err != nil {
 		return fmt.Errorf("admission record: %w", err)
-	}
-	b = append(b, '\n')
-	p := filepath.Join(stateDir, RecordFile)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("admission record: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("admission record %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("admission record %s: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("admission record %s: %w", p, err)
 	}
 	return nil
 }
