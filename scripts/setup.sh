@@ -49,6 +49,7 @@ PACKAGES=(
 	iperf3          # bench/contain: VM-to-VM throughput through the bridge
 	nmap            # internal/contain attack tests: scans
 	tcpdump         # internal/contain attack tests: what a sniffer sees
+	iputils-ping    # internal/contain tests: legitimate traffic still flows (ping, ping -6)
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26

@@ -1,0 +1,224 @@
+package contain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the table-wide objects.
+const (
+	setQuarantine = "quarantine"
+	mapFromVM     = "from_vm"
+	mapToVM       = "to_vm"
+	chainPre      = "prerouting"
+	chainFwd      = "forward"
+	commentPrefix = "vmtrust "
+	metaReason    = "meta"
+	applyingMark  = "applying"
+	operatorMark  = "operator"
+	logRatePerSec = 10
+	logBurst      = 20
+)
+
+func chainIn(port string) string  { return "in_" + port }
+func chainOut(port string) string { return "out_" + port }
+func setIP4(port string) string   { return "ip4_" + port }
+func setIP6(port string) string   { return "ip6_" + port }
+func chainLog(port string, r Reason) string {
+	return "log_" + string(r) + "_" + port
+}
+
+// portMeta is stored, as JSON, in the comment of each port's first rule.
+type portMeta struct {
+	VM      string `json:"vm"`
+	MAC     string `json:"mac"`
+	Class   int    `json:"class"`
+	Inbound string `json:"inbound"`
+	Rate    int    `json:"rate"`
+	Hash    string `json:"h"` // digest of everything the rules depend on
+}
+
+func metaOf(p Port) portMeta {
+	priv := make([]string, len(p.Privileged))
+	for i, pr := range p.Privileged {
+		priv[i] = pr.String()
+	}
+	slices.Sort(priv)
+	h := sha256.Sum256([]byte(strings.Join([]string{
+		"v1", p.Name, p.VM, p.MAC.String(), strconv.Itoa(p.Class), p.Inbound,
+		strconv.Itoa(p.RatePPS), strings.Join(priv, ","),
+	}, "\x00")))
+	return portMeta{VM: p.VM, MAC: p.MAC.String(), Class: p.Class, Inbound: p.Inbound, Rate: p.RatePPS, Hash: hex.EncodeToString(h[:8])}
+}
+
+func comment(s string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, s)
+}
+
+func ruleComment(r *nftables.Rule) string {
+	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	return s
+}
+
+func ifname(name string) []byte {
+	b := make([]byte, 16)
+	copy(b, name)
+	return b
+}
+
+func ifnameString(b []byte) string {
+	if i := slices.Index(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// Expression helpers; everything loads into register 1.
+func load(base expr.PayloadBase, off, n uint32) expr.Any {
+	return &expr.Payload{DestRegister: 1, Base: base, Offset: off, Len: n}
+}
+func eq(data ...byte) expr.Any  { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data} }
+func neq(data ...byte) expr.Any { return &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: data} }
+func etherType(t uint16) []expr.Any {
+	return []expr.Any{load(expr.PayloadBaseLLHeader, 12, 2), eq(byte(t>>8), byte(t))}
+}
+func l4proto(p byte) []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, eq(p)}
+}
+func th(off, n uint32, data ...byte) []expr.Any {
+	return []expr.Any{load(expr.PayloadBaseTransportHeader, off, n), eq(data...)}
+}
+func notIn(set string) expr.Any {
+	return &expr.Lookup{SourceRegister: 1, SetName: set, Invert: true}
+}
+func cat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+const (
+	ethIPv4 = 0x0800
+	ethARP  = 0x0806
+	ethIPv6 = 0x86dd
+)
+
+// portRules is what one port needs in the kernel.
+type portRules struct {
+	in, out []*nftables.Rule
+	logs    map[Reason][]*nftables.Rule // per-reason log-and-drop chains
+}
+
+// build returns the rules of p for table t; the chains must be set by the caller.
+func build(p Port) portRules {
+	pr := portRules{logs: map[Reason][]*nftables.Rule{}}
+	mac := []byte(p.MAC)
+	meta, _ := json.Marshal(metaOf(p))
+	pr.in = append(pr.in, &nftables.Rule{
+		Exprs:    []expr.Any{&expr.Counter{}},
+		UserData: comment(commentPrefix + metaReason + " " + p.Name + " " + string(meta)),
+	})
+	drop := func(list *[]*nftables.Rule, r Reason, match ...expr.Any) {
+		if _, ok := pr.logs[r]; !ok {
+			pr.logs[r] = []*nftables.Rule{
+				{Exprs: logExprs(r, p.Name)},
+				{Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}},
+			}
+		}
+		ex := append(slices.Clone(match), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(p.Name, r)})
+		*list = append(*list, &nftables.Rule{Exprs: ex, UserData: comment(commentPrefix + string(r) + " " + p.Name)})
+	}
+	accept := func(list *[]*nftables.Rule, match ...expr.Any) {
+		ex := append(slices.Clone(match), &expr.Verdict{Kind: expr.VerdictAccept})
+		*list = append(*list, &nftables.Rule{Exprs: ex})
+	}
+	in := &pr.in
+
+	if p.RatePPS > 0 {
+		burst := uint32(max(p.RatePPS/10, 5))
+		drop(in, ReasonRate, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(p.RatePPS), Unit: expr.LimitTimeSecond, Over: true, Burst: burst})
+	}
+	drop(in, ReasonMACSpoof, load(expr.PayloadBaseLLHeader, 6, 6), neq(mac...))
+
+	// ARP: Ethernet/IPv4 only, sender MAC and IP the VM's (0.0.0.0 probes allowed).
+	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 0, 6), neq(0, 1, 8, 0, 6, 4)})...)
+	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 6), neq(mac...)})...)
+	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 14, 4), neq(0, 0, 0, 0), notIn(setIP4(p.Name))})...)
+	accept(in, etherType(ethARP)...)
+
+	// IPv4.
+	drop(in, ReasonDHCPServer, cat(etherType(ethIPv4), l4proto(unix.IPPROTO_UDP), th(0, 4, 0, 67, 0, 68))...)
+	accept(in, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4), eq(0, 0, 0, 0)}, l4proto(unix.IPPROTO_UDP), th(0, 4, 0, 68, 0, 67))...)
+	drop(in, ReasonIPSpoof, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4), notIn(setIP4(p.Name))})...)
+	for _, pfx := range p.Privileged {
+		if pfx.Addr().Is4() {
+			drop(in, ReasonPrivileged, cat(etherType(ethIPv4), prefixMatch(16, pfx))...)
+		}
+	}
+	accept(in, etherType(ethIPv4)...)
+
+	// IPv6.
+	icmp6 := func(typ byte) []expr.Any { return cat(etherType(ethIPv6), l4proto(unix.IPPROTO_ICMPV6), th(0, 1, typ)) }
+	unspec := []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 16), eq(make([]byte, 16)...)}
+	drop(in, ReasonRA, icmp6(134)...)
+	drop(in, ReasonRA, icmp6(137)...)
+	drop(in, ReasonDHCP6Server, cat(etherType(ethIPv6), l4proto(unix.IPPROTO_UDP), th(0, 2, 547>>8, 547&0xff))...)
+	// NA target must be the VM's; so must a DAD solicitation's.
+	drop(in, ReasonNDSpoof, cat(icmp6(136), []expr.Any{load(expr.PayloadBaseTransportHeader, 8, 16), notIn(setIP6(p.Name))})...)
+	drop(in, ReasonNDSpoof, cat(icmp6(135), unspec, []expr.Any{load(expr.PayloadBaseTransportHeader, 8, 16), notIn(setIP6(p.Name))})...)
+	// First option: source (NS, type 1) or target (NA, type 2) link-layer address must be the VM's MAC.
+	drop(in, ReasonNDSpoof, cat(icmp6(135), th(24, 2, 1, 1), []expr.Any{load(expr.PayloadBaseTransportHeader, 26, 6), neq(mac...)})...)
+	drop(in, ReasonNDSpoof, cat(icmp6(136), th(24, 2, 2, 1), []expr.Any{load(expr.PayloadBaseTransportHeader, 26, 6), neq(mac...)})...)
+	// From "::" only MLDv1/v2 reports, RS and DAD NS.
+	for _, typ := range []byte{131, 133, 135, 143} {
+		accept(in, cat(etherType(ethIPv6), unspec, l4proto(unix.IPPROTO_ICMPV6), th(0, 1, typ))...)
+	}
+	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), unspec)...)
+	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 16), notIn(setIP6(p.Name))})...)
+	for _, pfx := range p.Privileged {
+		if pfx.Addr().Is6() {
+			drop(in, ReasonPrivileged, cat(etherType(ethIPv6), prefixMatch(24, pfx))...)
+		}
+	}
+	accept(in, etherType(ethIPv6)...)
+	drop(in, ReasonEthertype)
+
+	// To the VM: unicast must be addressed to the VM's MAC.
+	pr.out = append(pr.out, &nftables.Rule{
+		Exprs:    []expr.Any{&expr.Counter{}},
+		UserData: comment(commentPrefix + metaReason + " " + p.Name),
+	})
+	drop(&pr.out, ReasonSniff,
+		load(expr.PayloadBaseLLHeader, 0, 6),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 6, Mask: []byte{1, 0, 0, 0, 0, 0}, Xor: make([]byte, 6)},
+		eq(0, 0, 0, 0, 0, 0),
+		load(expr.PayloadBaseLLHeader, 0, 6), neq(mac...))
+	return pr
+}
+
+// prefixMatch matches the network-header address at off against pfx.
+func prefixMatch(off uint32, pfx netip.Prefix) []expr.Any {
+	addr := pfx.Addr().AsSlice()
+	n := uint32(len(addr))
+	mask := make([]byte, n)
+	for i := 0; i < pfx.Bits(); i++ {
+		mask[i/8] |= 0x80 >> (i % 8)
+	}
+	return []expr.Any{
+		load(expr.PayloadBaseNetworkHeader, off, n),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
+		eq(addr...),
+	}
+}
