@@ -35,6 +35,7 @@
 //
 //	fail_open_class1 = false
 //	identity_change = "rehash"    # or "refuse": a cached file whose identity changed is "modified"
+//	privileged_networks = ["10.10.0.0/16"]   # class 3 never reaches these (network containment)
 //
 //	[[rule]]
 //	name = "class3-user"
@@ -76,6 +77,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -125,6 +127,11 @@ const (
 // one recorded when its digest was verified is treated as modified instead
 // of being re-hashed.
 func (p *Policy) RefuseChangedImages() bool { return p.refuseChanged }
+
+// PrivilegedNetworks are the site's privileged networks
+// (privileged_networks: storage, management, LHC-OPN, ...): network
+// containment keeps class-3 VMs from ever reaching them.
+func (p *Policy) PrivilegedNetworks() []netip.Prefix { return slices.Clone(p.privileged) }
 
 // ReasonNoMatch is the reason when no rule matches.
 const ReasonNoMatch = "no rule allows this domain"
@@ -226,6 +233,7 @@ type Decision struct {
 type file struct {
 	FailOpenClass1 bool               `toml:"fail_open_class1"`
 	IdentityChange string             `toml:"identity_change"`
+	Privileged     []netip.Prefix     `toml:"privileged_networks"`
 	Rules          []Rule             `toml:"rule"`
 	Profiles       map[string]Profile `toml:"profile"`
 }
@@ -239,6 +247,7 @@ type compiled struct {
 type Policy struct {
 	failOpenClass1 bool
 	refuseChanged  bool
+	privileged     []netip.Prefix
 	rules          []compiled
 	profiles       map[string]Profile
 }
@@ -306,7 +315,8 @@ func Parse(b []byte) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
-	p := &Policy{failOpenClass1: f.FailOpenClass1, refuseChanged: f.IdentityChange == IdentityRefuse, profiles: map[string]Profile{}}
+	p := &Policy{failOpenClass1: f.FailOpenClass1, refuseChanged: f.IdentityChange == IdentityRefuse,
+		privileged: f.Privileged, profiles: map[string]Profile{}}
 	for name, pr := range f.Profiles {
 		pr.Name = name
 		p.profiles[name] = pr
@@ -366,6 +376,14 @@ func (f *file) validate() error {
 	}
 	if len(f.Profiles) > MaxProfiles {
 		bad("%d profiles: at most %d", len(f.Profiles), MaxProfiles)
+	}
+	if len(f.Privileged) > MaxAddresses {
+		bad("%d privileged_networks: at most %d", len(f.Privileged), MaxAddresses)
+	}
+	for _, pfx := range f.Privileged {
+		if err := canonical(pfx); err != nil {
+			bad("privileged_networks: %v", err)
+		}
 	}
 	switch f.IdentityChange {
 	case "", IdentityRehash, IdentityRefuse:

@@ -213,6 +213,9 @@ func TestIdentityChange(t *testing.T) {
 			t.Errorf("Parse(%.30q): %v, RefuseChangedImages %v, want %v", tc.src, err, p != nil && p.RefuseChangedImages(), tc.refuse)
 		}
 	}
+	if p, err := policy.Parse([]byte("privileged_networks = ['10.10.0.0/16', '2001:db8:1::/48']\n" + ok)); err != nil || len(p.PrivilegedNetworks()) != 2 {
+		t.Errorf("privileged_networks: %v", err)
+	}
 	if policy.Default().RefuseChangedImages() {
 		t.Error("the default policy refuses changed images; it re-hashes them")
 	}
@@ -238,6 +241,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown profile key", ok + profiles + "ports = 3\n", "unknown key"},
 		{"wrong type", "fail_open_class1 = 'yes'\n" + ok + profiles, "fail_open_class1"},
 		{"bad identity_change", "identity_change = 'trust'\n" + ok + profiles, "identity_change"},
+		{"privileged host bits", "privileged_networks = ['10.1.2.3/16']\n" + ok + profiles, "privileged_networks"},
+		{"privileged not a cidr", "privileged_networks = ['storage']\n" + ok + profiles, "privileged_networks"},
 		{"identity_change not a string", "identity_change = true\n" + ok + profiles, "identity_change"},
 		{"syntax error", rule("a", "domain.name ==", "allow", 1, "p1") + profiles, `rule "a"`},
 		{"type error", rule("a", "domain.disks == 'two'", "allow", 1, "p1") + profiles, `rule "a"`},
