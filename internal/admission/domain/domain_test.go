@@ -349,7 +349,7 @@ func TestParseFields(t *testing.T) {
 		t.Errorf("Parse() disks[1].Backing = %+v, want 2 levels ending /img/1.qcow2", d.Disks[1].Backing)
 	}
 	wantIf := Interface{Path: "devices/interface[0]", Type: "network", MAC: "52:54:00:6b:3c:58",
-		SourceNetwork: "default", SourceBridge: "virbr0", Model: "virtio", FilterRef: "clean-traffic"}
+		SourceNetwork: "default", SourceBridge: "virbr0", Model: "virtio", FilterRef: "clean-traffic", TargetDev: "vnet2"}
 	if len(d.Interfaces) != 1 || d.Interfaces[0] != wantIf {
 		t.Errorf("Parse() interfaces = %+v, want %+v", d.Interfaces, wantIf)
 	}

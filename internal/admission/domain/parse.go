@@ -83,6 +83,7 @@ type Interface struct {
 	SourceMode    string // direct: vepa, bridge, private, passthrough
 	Model         string
 	FilterRef     string
+	TargetDev     string // the host-side device (tap) of a running domain
 	Managed       string // hostdev interfaces: "yes", "no" or ""
 }
 
@@ -493,6 +494,9 @@ func parseInterface(n *node, path string) Interface {
 	}
 	if f := n.child("filterref"); f != nil {
 		i.FilterRef = f.attr("filter")
+	}
+	if t := n.child("target"); t != nil {
+		i.TargetDev = t.attr("dev")
 	}
 	return i
 }
