@@ -51,7 +51,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	}
 	socket, fallback, hookArgs := args[0], args[1:sep], args[sep+1:]
 	op, sub := hookArgs[1], hookArgs[2]
-	acts := (op == "prepare" || op == "migrate") && sub == "begin"
+	acts := (op == "prepare" || op == "migrate" || op == "started") && sub == "begin"
 	records := (op == "release" || op == "stopped") && sub == "end"
 	if !acts && !records {
 		return 0

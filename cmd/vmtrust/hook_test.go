@@ -80,11 +80,19 @@ func TestHookRun(t *testing.T) {
 	}
 
 	// Operations vmtrust does not act on succeed without reading anything.
-	for _, op := range []string{"start begin", "started begin", "release end", "stopped end"} {
+	for _, op := range []string{"start begin", "reconnect begin", "release end", "stopped end"} {
 		args := append(append([]string{"--state", filepath.Join(w.dir, "no", "such", "state"), "hook", "run", "copy"}, strings.Fields(op)...), "-")
 		if code, out, _ := vmtrustIn([]byte("not xml"), args...); code != 0 || out != "" {
 			t.Fatalf("hook run %s: exit %d\n%s", op, code, out)
 		}
+	}
+	// "started begin" contains the domain's interfaces; a domain without
+	// host devices has nothing to contain, and unreadable XML stops it.
+	if code, out, errs := vmtrustIn(good, append(base, "good", "started", "begin", "-")...); code != 0 || out != "" || errs != "" {
+		t.Fatalf("hook run started begin: exit %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs := vmtrustIn([]byte("<domain"), append(base, "good", "started", "begin", "-")...); code != exitDenied || !strings.Contains(errs, "network containment") {
+		t.Fatalf("hook run started begin with malformed XML: exit %d\n%s", code, errs)
 	}
 	// Stops and releases are recorded for the ledger, and never fail.
 	for _, op := range []string{"stopped end", "release end"} {

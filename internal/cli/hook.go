@@ -54,8 +54,12 @@ in STATE/admission.jsonl and, when the domain is refused, prints one line
 start. Any error on these operations refuses too (fail closed): a state
 directory or catalog that is missing or unreadable, a policy that does not
 load; the refusal names what failed and is recorded when the decision log
-is writable. "stopped end" and "release end" are recorded as lifecycle
-lines in the same log. Other operations exit 0. run never calls libvirt.
+is writable. An allowed domain's containment plan (class, profile) is kept;
+on "started begin" every interface with a host device is contained ('vmtrust
+net': the addresses come from the domain's vmtrust network metadata), and a
+failure stops the domain; on "release end" the containment is removed and
+the leases end. "stopped end" and "release end" are recorded as lifecycle
+lines in the decision log. Other operations exit 0. run never calls libvirt.
 
 EXIT STATUS
   0  allowed, or an operation vmtrust does not act on   6  refused
@@ -73,9 +77,10 @@ EXIT STATUS
 // policy. The admission service keeps one for its lifetime; 'hook run'
 // opens one per invocation.
 type hookSite struct {
-	site *site
-	pol  *policy.Policy
-	err  error // why the policy could not be loaded: every decision refuses
+	site  *site
+	pol   *policy.Policy
+	err   error  // why the policy could not be loaded: every decision refuses
+	netns string // the caller's network namespace (a path), for containment; "" the current one
 }
 
 // runHook acts on one libvirt hook invocation (args: NAME OP SUBOP
@@ -84,13 +89,31 @@ type hookSite struct {
 // the exit status: a refusal wraps ErrDenied.
 func runHook(ctx context.Context, g *Globals, args []string, policyFile string, hs *hookSite) error {
 	name, op, sub := args[0], args[1], args[2]
-	if (op == "release" || op == "stopped") && sub == "end" {
-		return hookLifecycle(g, name, op, sub)
+	netns := ""
+	if hs != nil {
+		netns = hs.netns
 	}
-	if !(op == "prepare" || op == "migrate") || sub != "begin" {
+	switch {
+	case op == "stopped" && sub == "end":
+		return hookLifecycle(g, name, op, sub, nil)
+	case op == "release" && sub == "end":
+		x, _ := readBounded(g.Stdin, "-", domain.MaxSize)
+		err := hookLifecycle(g, name, op, sub, x)
+		uncontainDomain(ctx, g, name, x, netns)
+		return err
+	case op == "started" && sub == "begin":
+		// The domain's devices exist now: contain its interfaces, or stop it.
+		if err := containDomain(ctx, g, name, policyFile, hs); err != nil {
+			return &classed{ErrDenied, fmt.Errorf("refused domain %s (started begin): network containment: %w", name, err)}
+		}
+		return nil
+	case !(op == "prepare" || op == "migrate") || sub != "begin":
 		return nil
 	}
 	d, err := hookDecide(ctx, g, name, policyFile, hs)
+	if err == nil && d.Allow {
+		err = savePlan(g, d)
+	}
 	if err != nil {
 		// Fail closed: record the refusal where possible and say what failed.
 		d = admission.Decision{Time: time.Now().UTC(), Domain: name, Reason: err.Error()}
@@ -126,7 +149,7 @@ func hookDecide(ctx context.Context, g *Globals, name, policyFile string, hs *ho
 		if err != nil {
 			return admission.Decision{}, err
 		}
-		hs = &hookSite{s, pol, nil}
+		hs = &hookSite{s, pol, nil, ""}
 	}
 	if hs.err != nil {
 		return admission.Decision{}, hs.err
@@ -137,10 +160,14 @@ func hookDecide(ctx context.Context, g *Globals, name, policyFile string, hs *ho
 // hookLifecycle records that a domain stopped ("stopped end") or released
 // its resources ("release end"), for the ledger. It never fails the
 // operation: libvirt ignores the hook's status there, and the domain is
-// gone either way.
-func hookLifecycle(g *Globals, name, op, sub string) error {
+// gone either way. x is the domain XML when the caller read it already.
+func hookLifecycle(g *Globals, name, op, sub string, x []byte) error {
 	ev := admission.Lifecycle{Time: time.Now().UTC(), Domain: name, Event: op + " " + sub}
-	if x, err := readBounded(g.Stdin, "-", domain.MaxSize); err == nil {
+	var err error
+	if x == nil {
+		x, err = readBounded(g.Stdin, "-", domain.MaxSize)
+	}
+	if err == nil {
 		if dom, err := domain.Parse(x); err == nil {
 			ev.UUID = dom.UUID
 			for _, i := range dom.Interfaces {
@@ -249,7 +276,7 @@ func runHookInstall(g *Globals, o *hookInstallOptions) error {
 	// stopped, release, migrate, restore, reconnect, attach): the shell
 	// answers those vmtrust does not act on without starting a program.
 	script := "#!/bin/sh\n" + hookMarker + "\n" +
-		"case \"$2 $3\" in\n\"prepare begin\" | \"migrate begin\" | \"release end\" | \"stopped end\") ;;\n*) exit 0 ;;\nesac\n" +
+		"case \"$2 $3\" in\n\"prepare begin\" | \"migrate begin\" | \"started begin\" | \"release end\" | \"stopped end\") ;;\n*) exit 0 ;;\nesac\n" +
 		line.String() + ` "$@"` + "\n"
 
 	if b, err := readFileBounded(o.Path, 1<<20); err == nil {

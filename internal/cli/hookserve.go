@@ -157,7 +157,8 @@ func (h *hookServer) policy() (*policy.Policy, error) {
 func (h *hookServer) serve(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
 	log := h.g.Log
-	if err := checkPeer(c); err != nil {
+	pid, err := checkPeer(c)
+	if err != nil {
 		log.Warn("admission service: connection refused", "err", err)
 		return
 	}
@@ -170,7 +171,7 @@ func (h *hookServer) serve(ctx context.Context, c *net.UnixConn) {
 		return // the client falls back to the full hook
 	}
 	start := time.Now()
-	resp := h.handle(ctx, q)
+	resp := h.handle(ctx, q, fmt.Sprintf("/proc/%d/ns/net", pid))
 	log.Debug("admission service: answered", "args", q.Args, "exit", resp.Exit, "took", time.Since(start))
 	if err := hookproto.Write(c, resp); err != nil {
 		log.Warn("admission service: reply not sent", "err", err)
@@ -178,13 +179,15 @@ func (h *hookServer) serve(ctx context.Context, c *net.UnixConn) {
 }
 
 // handle runs one hook request as 'hook run' would.
-func (h *hookServer) handle(ctx context.Context, q hookproto.Request) hookproto.Response {
+// netns is the network namespace of the hook process (libvirtd's), where
+// containment programs the bridge.
+func (h *hookServer) handle(ctx context.Context, q hookproto.Request, netns string) hookproto.Response {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g := *h.g
 	g.Stdin, g.Stdout = bytes.NewReader(q.Stdin), io.Discard
 	pol, perr := h.policy() // a policy that does not load refuses, naming why
-	err := runHook(ctx, &g, q.Args, "", &hookSite{h.site, pol, perr})
+	err := runHook(ctx, &g, q.Args, "", &hookSite{h.site, pol, perr, netns})
 	switch {
 	case err == nil:
 		return hookproto.Response{}
@@ -194,24 +197,25 @@ func (h *hookServer) handle(ctx context.Context, q hookproto.Request) hookproto.
 	return hookproto.Response{Exit: 1, Stderr: "vmtrust: error: " + err.Error() + "\n"}
 }
 
-// checkPeer accepts connections from root and from the service's own user.
-func checkPeer(c *net.UnixConn) error {
+// checkPeer accepts connections from root and from the service's own user,
+// and returns the peer's PID.
+func checkPeer(c *net.UnixConn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var cred *syscall.Ucred
 	var cerr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	if cerr != nil {
-		return cerr
+		return 0, cerr
 	}
 	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
-		return fmt.Errorf("peer uid %d pid %d is neither root nor the service's user", cred.Uid, cred.Pid)
+		return 0, fmt.Errorf("peer uid %d pid %d is neither root nor the service's user", cred.Uid, cred.Pid)
 	}
-	return nil
+	return int(cred.Pid), nil
 }

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -301,6 +302,116 @@ func (s *Store) update(f func([]Binding) ([]Binding, error)) error {
 	if d, err := os.Open(s.dir); err == nil {
 		d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// Plan is what the admission decision said about a domain's network, saved
+// when the domain is allowed to start and used when its interfaces come up
+// (the hook's "started" call), because the decision is taken before the
+// devices exist.
+type Plan struct {
+	UUID             string         `json:"uuid"`
+	Domain           string         `json:"domain"`
+	Class            int            `json:"class"`
+	Profile          string         `json:"profile"`
+	Inbound          string         `json:"inbound"`
+	RatePPS          int            `json:"rate_pps"`
+	AllowedAddresses []netip.Prefix `json:"allowed_addresses,omitempty"`
+	Decided          time.Time      `json:"decided"`
+}
+
+const plansDir = "plans"
+
+// validUUID: libvirt's canonical 8-4-4-4-12 hex form.
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SavePlan records p for its domain (by UUID), replacing an older one.
+func (s *Store) SavePlan(p Plan) error {
+	if !validUUID(p.UUID) {
+		return fmt.Errorf("netstate: plan for domain %q: UUID %q is not canonical", p.Domain, p.UUID)
+	}
+	if p.Class < 1 || p.Class > 3 {
+		return fmt.Errorf("netstate: plan for domain %q: class %d", p.Domain, p.Class)
+	}
+	dir := filepath.Join(s.dir, plansDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("netstate: %w", err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".plan-*")
+	if err != nil {
+		return fmt.Errorf("netstate: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("netstate: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("netstate: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("netstate: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, strings.ToLower(p.UUID)+".json")); err != nil {
+		return fmt.Errorf("netstate: %w", err)
+	}
+	return nil
+}
+
+// Plan returns the saved plan of the domain with uuid; an error wrapping
+// fs.ErrNotExist when there is none.
+func (s *Store) Plan(uuid string) (Plan, error) {
+	var p Plan
+	if !validUUID(uuid) {
+		return p, fmt.Errorf("netstate: UUID %q is not canonical: %w", uuid, fs.ErrNotExist)
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, plansDir, strings.ToLower(uuid)+".json"))
+	if err != nil {
+		return p, fmt.Errorf("netstate: plan of domain %s: %w", uuid, err)
+	}
+	if len(b) > 1<<20 {
+		return p, fmt.Errorf("netstate: plan of domain %s: too large", uuid)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("netstate: plan of domain %s: %w", uuid, err)
+	}
+	if p.UUID != uuid && !strings.EqualFold(p.UUID, uuid) || p.Class < 1 || p.Class > 3 {
+		return Plan{}, fmt.Errorf("netstate: plan of domain %s: inconsistent", uuid)
+	}
+	return p, nil
+}
+
+// DeletePlan forgets the plan of the domain with uuid (absent is fine).
+func (s *Store) DeletePlan(uuid string) error {
+	if !validUUID(uuid) {
+		return nil
+	}
+	err := os.Remove(filepath.Join(s.dir, plansDir, strings.ToLower(uuid)+".json"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("netstate: %w", err)
 	}
 	return nil
 }

@@ -198,3 +198,30 @@ func FuzzBindings(f *testing.F) {
 		}
 	})
 }
+
+func TestPlans(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	p := Plan{UUID: "0F0E0D0C-0B0A-0908-0706-050403020100", Domain: "vm", Class: 3, Profile: "dmz", Inbound: "deny", RatePPS: 100,
+		AllowedAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, Decided: t0}
+	if err := s.SavePlan(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Plan("0f0e0d0c-0b0a-0908-0706-050403020100")
+	if err != nil || got.Profile != "dmz" || got.RatePPS != 100 || len(got.AllowedAddresses) != 1 {
+		t.Fatalf("Plan = %+v, %v", got, err)
+	}
+	for _, bad := range []Plan{{UUID: "../../etc/passwd", Class: 2}, {UUID: "0f0e0d0c-0b0a-0908-0706-05040302010", Class: 2}, {UUID: p.UUID, Class: 0}} {
+		if err := s.SavePlan(bad); err == nil {
+			t.Errorf("SavePlan(%+v) accepted", bad)
+		}
+	}
+	if _, err := s.Plan("../../x"); err == nil {
+		t.Error("Plan of a bad UUID")
+	}
+	if err := s.DeletePlan(p.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Plan(p.UUID); err == nil {
+		t.Error("Plan after DeletePlan")
+	}
+}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/vmtrust/vmtrust/internal/admission"
+	"github.com/vmtrust/vmtrust/internal/admission/domain"
+	"github.com/vmtrust/vmtrust/internal/contain"
+	"github.com/vmtrust/vmtrust/internal/contain/bridgeport"
+	"github.com/vmtrust/vmtrust/internal/netstate"
+)
+
+// savePlan keeps what an allowed domain's network containment will be, for
+// the hook's "started begin" call. A domain that cannot be contained is not
+// started: the caller denies on error.
+func savePlan(g *Globals, d admission.Decision) error {
+	if d.ProfileDetail == nil {
+		return errors.New("the allowed decision names no containment profile")
+	}
+	st, err := netstate.Open(g.State)
+	if err != nil {
+		return err
+	}
+	pr := d.ProfileDetail
+	return st.SavePlan(netstate.Plan{UUID: d.UUID, Domain: d.Domain, Class: d.Class, Profile: pr.Name, Inbound: pr.Inbound,
+		RatePPS: pr.RateLimitPPS, AllowedAddresses: pr.AllowedAddresses, Decided: d.Time})
+}
+
+// containDomain applies containment to every interface of the running
+// domain whose XML is on g.Stdin: class, inbound policy and rate from the
+// plan saved at admission, addresses from the vmtrust network metadata (an
+// interface without addresses may only use DHCP), the policy's privileged
+// networks for class 3. Any error stops the domain (fail closed).
+func containDomain(ctx context.Context, g *Globals, name, policyFile string, hs *hookSite) error {
+	x, err := readBounded(g.Stdin, "-", domain.MaxSize)
+	if err != nil {
+		return fmt.Errorf("domain xml: %w", err)
+	}
+	dom, err := domain.Parse(x)
+	if err != nil {
+		return err
+	}
+	var ifaces []domain.Interface
+	for _, i := range dom.Interfaces {
+		if i.TargetDev != "" {
+			ifaces = append(ifaces, i)
+		}
+	}
+	if len(ifaces) == 0 {
+		return nil
+	}
+	addrs, err := domain.NetAddresses(dom.Metadata)
+	if err != nil {
+		return err
+	}
+	st, err := netstate.Open(g.State)
+	if err != nil {
+		return err
+	}
+	plan, err := st.Plan(dom.UUID)
+	if err != nil {
+		return fmt.Errorf("no admission plan for domain %s (%s): was it admitted by this hook? %w", name, dom.UUID, err)
+	}
+	if hs == nil {
+		s, err := openExistingSite(ctx, g)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		pol, err := sitePolicy(s, policyFile)
+		if err != nil {
+			return err
+		}
+		hs = &hookSite{s, pol, nil, ""}
+	}
+	if hs.err != nil {
+		return hs.err
+	}
+	var nsf *os.File
+	if hs.netns != "" {
+		if nsf, err = os.Open(hs.netns); err != nil {
+			return err
+		}
+		defer nsf.Close()
+	}
+	rules, err := contain.New(nsf, g.Log)
+	if err != nil {
+		return err
+	}
+	ports, err := bridgeport.Open(hs.netns)
+	if err != nil {
+		return err
+	}
+	defer ports.Close()
+	for _, i := range ifaces {
+		mac, err := net.ParseMAC(i.MAC)
+		if err != nil {
+			return fmt.Errorf("interface %s: MAC %q: %w", i.TargetDev, i.MAC, err)
+		}
+		b := netstate.Binding{Port: i.TargetDev, VM: dom.Name, UUID: dom.UUID, MAC: mac.String(), Class: plan.Class,
+			Profile: plan.Profile, Inbound: plan.Inbound, RatePPS: plan.RatePPS, Privileged: hs.pol.PrivilegedNetworks()}
+		for _, a := range addrs[mac.String()] {
+			if len(plan.AllowedAddresses) > 0 && !slices.ContainsFunc(plan.AllowedAddresses, func(p netip.Prefix) bool { return p.Contains(a) }) {
+				return fmt.Errorf("interface %s: address %v is outside the profile %s's allowed_addresses", i.TargetDev, a, plan.Profile)
+			}
+			if a.Is4() {
+				b.IPv4 = append(b.IPv4, a)
+			} else {
+				b.IPv6 = append(b.IPv6, a)
+			}
+		}
+		p, err := portOf(b)
+		if err != nil {
+			return err
+		}
+		if _, err := st.Put(b, time.Now()); err != nil {
+			return err
+		}
+		if err := rules.Apply(ctx, p); err != nil {
+			return fmt.Errorf("interface %s stays blocked: %w", i.TargetDev, err)
+		}
+		if err := bridgeport.Harden(ctx, ports, p.Name, p.MAC); err != nil {
+			return fmt.Errorf("interface %s: %w", i.TargetDev, err)
+		}
+		g.Log.Info("interface contained", "domain", name, "port", p.Name, "mac", p.MAC.String(), "class", p.Class, "ipv4", b.IPv4, "ipv6", b.IPv6)
+	}
+	return nil
+}
+
+// uncontainDomain removes the containment of a domain whose resources
+// libvirt released: its bindings (ending their leases), rules and bridge
+// settings, and its plan. Errors are logged: the domain is gone.
+func uncontainDomain(ctx context.Context, g *Globals, name string, x []byte, netns string) {
+	uuid := ""
+	if dom, err := domain.Parse(x); err == nil {
+		uuid = dom.UUID
+	}
+	if g.State == "" {
+		return
+	}
+	st, err := netstate.Open(g.State)
+	if err != nil {
+		g.Log.Warn("containment not removed", "domain", name, "err", err)
+		return
+	}
+	defer st.DeletePlan(uuid)
+	bs, err := st.Bindings()
+	if err != nil {
+		g.Log.Warn("containment not removed", "domain", name, "err", err)
+		return
+	}
+	var mine []netstate.Binding
+	for _, b := range bs {
+		if (uuid != "" && b.UUID == uuid) || (uuid == "" && b.VM == name) {
+			mine = append(mine, b)
+		}
+	}
+	if len(mine) == 0 {
+		return
+	}
+	var nsf *os.File
+	if netns != "" {
+		if nsf, err = os.Open(netns); err != nil {
+			g.Log.Warn("containment not removed", "domain", name, "err", err)
+			return
+		}
+		defer nsf.Close()
+	}
+	rules, err := contain.New(nsf, g.Log)
+	if err != nil {
+		g.Log.Warn("containment not removed", "domain", name, "err", err)
+		return
+	}
+	for _, b := range mine {
+		if _, err := st.Delete(b.Port, time.Now()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			g.Log.Warn("lease not ended", "port", b.Port, "err", err)
+		}
+		if err := rules.Remove(ctx, b.Port); err != nil {
+			g.Log.Warn("rules not removed", "port", b.Port, "err", err)
+		}
+	}
+}
