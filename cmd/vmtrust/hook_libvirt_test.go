@@ -321,6 +321,40 @@ func TestHookLibvirt(t *testing.T) {
 		}
 	})
 
+	// A guest with a network interface on a bridge in libvirtd's namespace:
+	// the hook contains its tap when it has started, with the admission's
+	// class and the addresses of its metadata, and removes it at release.
+	t.Run("network", func(t *testing.T) {
+		if out, err := exec.Command("ip", "netns", "exec", env.Netns, "ip", "link", "add", "br0", "type", "bridge").CombinedOutput(); err != nil {
+			t.Fatalf("bridge: %v %s", err, out)
+		}
+		if out, err := exec.Command("ip", "netns", "exec", env.Netns, "ip", "link", "set", "br0", "up").CombinedOutput(); err != nil {
+			t.Fatalf("bridge up: %v %s", err, out)
+		}
+		const mac = "52:54:00:76:74:01"
+		x := env.DomainXMLHold("hook-net", cached[img1])
+		x = strings.Replace(x, "<memballoon", "<interface type='bridge'><mac address='"+mac+"'/><source bridge='br0'/><model type='virtio'/></interface>\n    <memballoon", 1)
+		x = strings.Replace(x, "<os>", netMetadata(mac, "10.76.0.5", "fd76::5")+"\n  <os>", 1)
+		define(t, "hook-net", x)
+		if _, _, err := env.Virsh("start", "hook-net"); err != nil {
+			t.Fatalf("start of a domain with an interface: %v", err)
+		}
+		defer env.Virsh("destroy", "hook-net")
+		code, out, errs := vmtrust(t, "--state", w.state, "net", "--netns", env.Netns, "status", "--json")
+		var s netStatusJSON
+		if err := json.Unmarshal([]byte(out), &s); err != nil || code != 0 || len(s.Ports) != 1 || s.Ports[0].VM != "hook-net" || s.Ports[0].Kernel == nil {
+			t.Fatalf("net status with the guest up: exit %d %v\n%s\n%s", code, err, out, errs)
+		}
+		t.Logf("contained %s (%s)", s.Ports[0].Port, out)
+		if _, _, err := env.Virsh("destroy", "hook-net"); err != nil {
+			t.Fatal(err)
+		}
+		code, out, _ = vmtrust(t, "--state", w.state, "net", "--netns", env.Netns, "status", "--json")
+		if err := json.Unmarshal([]byte(out), &s); err != nil || code != 0 || len(s.Ports) != 0 {
+			t.Fatalf("net status after the guest stopped: exit %d %v\n%s", code, err, out)
+		}
+	})
+
 	t.Run("unreadable-state", func(t *testing.T) {
 		// Root reads any file, so the catalog is replaced by one that is not
 		// a database; its WAL and shared memory go aside with it.
