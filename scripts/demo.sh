@@ -141,9 +141,21 @@ stop_libvirt() {
 	libvirt_ns=''
 	rm -f -- "$WORK/libvirt.netns"
 }
+# The containment step's network namespaces (unique names), deleted however
+# the demo ends; their processes die with them.
+demo_netns=()
+stop_netns() {
+	local ns
+	for ns in "${demo_netns[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	demo_netns=()
+}
 cleanup() {
 	stop_server
 	stop_libvirt
+	stop_netns
 }
 trap cleanup EXIT
 trap 'printf "\n%sDEMO INTERRUPTED%s (step %d, %s)\n" "$BAD" "$OFF" "$step_no" "$step_title" >&2; exit 130' INT
@@ -778,6 +790,60 @@ ok "the cached image is unchanged (sha512 as listed)"
 libvirt_s=$((($(date +%s%N) - libvirt_begin) / 1000000))
 note "this step took $((libvirt_s / 1000)).$(printf '%03d' $((libvirt_s % 1000))) s (guest boot to marker: ${boot_ms} ms)"
 summary+=("libvirt       hook admitted demo-admitted (booted, marker in ${boot_ms} ms), refused demo-unknown (a copy)")
+
+# --- 14d. network containment ---------------------------------------------------
+step "Contain a VM's network: no spoofing, counted; quarantine in one step" \
+	"A hypervisor (a network namespace with a bridge) and two VMs on veth ports," \
+	"built here and deleted at the end. 'vmtrust net apply' pins each VM's MAC and" \
+	"addresses (nftables, bridge family, through netlink: a chain per port behind a" \
+	"verdict map) and hardens its bridge port against sniffing. VM a then lies about" \
+	"its address with ping and with arping: dropped, and counted per reason." \
+	"Quarantine cuts a off in both directions; release restores it."
+
+sfx=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+hv=vmtrust-demo-hv-$sfx
+va=vmtrust-demo-a-$sfx
+vb=vmtrust-demo-b-$sfx
+demo_netns=("$va" "$vb" "$hv")
+for ns in "$hv" "$va" "$vb"; do run ip netns add "$ns"; done
+run ip -n "$hv" link add br0 type bridge
+run ip -n "$hv" link set br0 up
+net_vm() { # NS PORT MAC ADDR
+	ip -n "$hv" link add "$2" type veth peer name eth0 netns "$1"
+	ip -n "$hv" link set "$2" master br0 up
+	ip -n "$1" link set lo up
+	ip -n "$1" link set eth0 address "$3" up
+	ip -n "$1" addr add "$4/24" dev eth0
+}
+show "net_vm $va pa 52:54:00:66:00:02 10.66.0.2; net_vm $vb pb 52:54:00:66:00:03 10.66.0.3"
+net_vm "$va" pa 52:54:00:66:00:02 10.66.0.2
+net_vm "$vb" pb 52:54:00:66:00:03 10.66.0.3
+NET=(vmtrust --state "$SITE" net --netns "$hv")
+note "Without containment, a can claim any address on the segment:"
+run ip -n "$va" addr add 10.66.0.99/24 dev eth0
+expect_exit 0 "uncontained: b answers a ping from a's spoofed address 10.66.0.99" ip netns exec "$va" ping -c 1 -W 2 -I 10.66.0.99 10.66.0.3
+expect_exit 0 "uncontained: b answers an ARP request from the spoofed sender" ip netns exec "$va" arping -q -c 1 -w 2 -S 10.66.0.99 -i eth0 10.66.0.3
+run "${NET[@]}" apply --port pa --vm demo-a --mac 52:54:00:66:00:02 --ip 10.66.0.2 --class 3
+run "${NET[@]}" apply --port pb --vm demo-b --mac 52:54:00:66:00:03 --ip 10.66.0.3 --class 3
+expect_exit 0 "a reaches b with its own address" ip netns exec "$va" ping -c 1 -W 2 10.66.0.3
+expect_failure "a spoofed source address (10.66.0.99) is dropped" ip netns exec "$va" ping -c 2 -W 1 -I 10.66.0.99 10.66.0.3
+expect_failure "an ARP request from a spoofed sender address is dropped (b would answer it)" ip netns exec "$va" arping -q -c 2 -w 2 -S 10.66.0.99 -i eth0 10.66.0.3
+run "${NET[@]}" status
+spoofed=$("${NET[@]}" status --json | jq '[.ports[] | select(.port == "pa") | .kernel.drops["ip-spoof"], .kernel.drops["arp-spoof"]] | map(. // 0) | add')
+[ "${spoofed:-0}" -gt 0 ] || die "net status counts no spoofed packet from pa"
+ok "$spoofed spoofed packets from demo-a dropped and counted"
+run "${NET[@]}" quarantine pa --reason "demo: IDS alert"
+expect_failure "quarantined: a cannot reach b" ip netns exec "$va" ping -c 1 -W 1 10.66.0.3
+run "${NET[@]}" release pa
+expect_exit 0 "released: a reaches b again" ip netns exec "$va" ping -c 1 -W 2 10.66.0.3
+show "cat $SITE/net/leases.jsonl | jq -c '{event, port, vm, mac, ipv4}'"
+jq -c '{event, port, vm, mac, ipv4}' "$SITE/net/leases.jsonl"
+ok "every lease and quarantine is recorded in site-state/net/leases.jsonl for the ledger"
+run "${NET[@]}" remove --port pa
+run "${NET[@]}" remove --port pb
+stop_netns
+ok "the demo's namespaces are gone"
+summary+=("containment   spoofed IP and ARP from demo-a dropped ($spoofed counted); quarantine on/off; leases recorded")
 
 # --- 15. refusal: someone else's list ------------------------------------------
 step "Refused: a list signed by someone else" \
