@@ -1,6 +1,6 @@
 // Package contain programs the hypervisor's network containment for VM bridge
-// ports: one nftables table "bridge vmtrust", written through netlink, owned
-// by vmtrust alone.
+// ports: one nftables table "bridge vmtrust" and, for stateful inbound deny,
+// one table "inet vmtrust", written through netlink, owned by vmtrust alone.
 //
 // Guarantees, per port the Manager has applied:
 //   - a frame from the VM is dropped unless its source MAC is the VM's, its
@@ -13,7 +13,23 @@
 //     server replies are dropped, and a neighbour advertisement (or a DAD
 //     solicitation) must name one of the VM's addresses and, in its first
 //     option, the VM's MAC;
-//   - class 3 VMs cannot reach the site's privileged prefixes;
+//   - above Port.RatePPS, frames from the VM are dropped;
+//   - a class 3 VM cannot send to its privileged prefixes (Port.Privileged):
+//     they live in two interval sets per port, so the rule count does not
+//     grow with the number of prefixes;
+//   - Inbound "deny" and "allow-established" mean the same here, as the
+//     site policy defines no difference: no new connection (conntrack state
+//     new: a TCP SYN, a first UDP datagram, an ICMP echo request) reaches the
+//     VM through the bridge; replies to the VM's own connections do.
+//     Neighbour discovery and ARP pass. "allow" adds no inbound rule. The
+//     port's out chain marks frames for the VM with 0x76740000 | index (the
+//     index is kept in the port's settings comment); the inet table's
+//     forward chain, reached through br_netfilter, accepts established and
+//     related packets and sends the mark through a verdict map to the port's
+//     chain, which counts, logs and drops new ones. Apply fails (the port
+//     stays quarantined) when bridge-nf-call-iptables or -ip6tables is not 1
+//     in the Manager's namespace. Traffic from the hypervisor's own stack is
+//     not filtered, and any earlier packet mark on such frames is replaced;
 //   - frames to the VM whose unicast destination MAC is not the VM's are
 //     dropped (no sniffing of flooded unicast);
 //   - a quarantined port is dropped in both directions; quarantine is one set
@@ -21,15 +37,15 @@
 //   - every drop rule has its own counter and carries "vmtrust REASON PORT" as
 //     its comment; drops are logged to nflog group NFLogGroup, rate limited;
 //   - Apply is fail-closed: the port is quarantined in its own batch before
-//     its rules change and released only by the batch that installs them, so a
-//     failed Apply leaves the port blocked; an Apply that changes nothing
-//     writes nothing.
+//     its rules change and released only by the batch that installs them
+//     (bridge and inet side together), so a failed Apply leaves the port
+//     blocked; an Apply that changes nothing writes nothing. Remove and
+//     Reconcile clean and repair both tables.
 //
 // Per-packet cost does not grow with the number of ports: the base chains
-// look the port up in verdict maps and run only that port's rules. The
-// addresses of a port live in named sets, so a lease change is a set element
-// change. Stateful inbound deny for class 3 (br_netfilter + mark + inet
-// conntrack) is not implemented yet; Port.Inbound is validated and recorded.
+// look the port up in verdict maps (by interface in the bridge table, by mark
+// in the inet table) and run only that port's rules. The addresses of a port
+// live in named sets, so a lease change is a set element change.
 package contain
 
 import (

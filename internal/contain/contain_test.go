@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -80,8 +81,63 @@ func TestMetaFitsUserData(t *testing.T) {
 	p := Port{Name: "0123456789abcde", VM: string(make([]byte, MaxVMNameLen)), MAC: mustMAC(t, "52:54:00:12:34:56"),
 		Class: 3, Inbound: InboundAllowEstablished, RatePPS: 1 << 40}
 	p.VM = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
-	pr := build(p)
+	pr := build(p, maxIndex)
 	if n := len(pr.in[0].UserData); n > 255 {
 		t.Errorf("meta comment is %d bytes, want ≤ 255", n)
+	}
+}
+
+func TestPrivElems(t *testing.T) {
+	pfx := func(ss ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, s := range ss {
+			out = append(out, netip.MustParsePrefix(s))
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		in   []netip.Prefix
+		v4   bool
+		want string // key, "-" before an interval end
+	}{
+		{"none", nil, true, ""},
+		{"other family only", pfx("fd00::/8"), true, ""},
+		{"one host", pfx("10.0.0.1/32"), true, "-0.0.0.0 10.0.0.1 -10.0.0.2"},
+		{"nested merged", pfx("10.99.4.0/24", "10.99.0.0/16"), true, "-0.0.0.0 10.99.0.0 -10.100.0.0"},
+		{"adjacent merged", pfx("10.0.0.0/25", "10.0.0.128/25"), true, "-0.0.0.0 10.0.0.0 -10.0.1.0"},
+		{"disjoint sorted", pfx("192.168.0.0/16", "10.0.0.0/8"), true, "-0.0.0.0 10.0.0.0 -11.0.0.0 192.168.0.0 -192.169.0.0"},
+		{"everything", pfx("0.0.0.0/0"), true, "0.0.0.0"},
+		{"last address", pfx("255.255.255.255/32"), true, "-0.0.0.0 255.255.255.255"},
+		{"ipv6", pfx("10.0.0.0/8", "fd77::200/128"), false, "-:: fd77::200 -fd77::201"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, e := range privElems(tt.in, tt.v4) {
+				a, _ := netip.AddrFromSlice(e.Key)
+				s := a.String()
+				if e.IntervalEnd {
+					s = "-" + s
+				}
+				got = append(got, s)
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Errorf("privElems(%v, %v) = %q, want %q", tt.in, tt.v4, g, tt.want)
+			}
+		})
+	}
+}
+
+// The privileged prefixes live in interval sets: the rules do not grow with them.
+func TestPrivilegedRuleCountFlat(t *testing.T) {
+	p := Port{Name: "vnet0", MAC: mustMAC(t, "52:54:00:12:34:56"), Class: 3, Inbound: InboundDeny,
+		Privileged: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("fd00::/64")}}
+	few := len(build(p, 1).in)
+	for i := range 200 {
+		p.Privileged = append(p.Privileged, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 0}), 24))
+	}
+	if many := len(build(p, 1).in); many != few {
+		t.Errorf("rules with 202 privileged prefixes = %d, want %d (as with 2)", many, few)
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -26,6 +28,8 @@ type Manager struct {
 	// beforeCommit, when set, runs before each batch is sent; stage is
 	// "quarantine" or "port". Tests use it to make an Apply fail.
 	beforeCommit func(stage string) error
+	// brNetfilter, when set, replaces checkBrNetfilter (a test seam).
+	brNetfilter func() error
 }
 
 // PortStatus is what the kernel holds for one port.
@@ -96,6 +100,43 @@ func (m *Manager) flush(c *nftables.Conn, stage string) error {
 }
 
 var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge}
+
+// inetTable holds the stateful side of inbound deny: conntrack is not
+// available in the bridge family on this kernel, so frames marked by a
+// port's out chain are judged here, after br_netfilter.
+var inetTable = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+
+func inetBase() (inb *nftables.Set, fwd *nftables.Chain) {
+	inb = &nftables.Set{Table: inetTable, Name: mapInbound, IsMap: true, KeyType: nftables.TypeMark, DataType: nftables.TypeVerdict,
+		KeyByteOrder: binaryutil.NativeEndian}
+	accept := nftables.ChainPolicyAccept
+	fwd = &nftables.Chain{Name: chainFwd, Table: inetTable, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}
+	return
+}
+
+// addInetBase queues the inet table skeleton (it must not exist, or be deleted in the same batch).
+func addInetBase(c *nftables.Conn) error {
+	c.AddTable(inetTable)
+	inb, fwd := inetBase()
+	if err := c.AddSet(inb, nil); err != nil {
+		return fmt.Errorf("set %s: %w", inb.Name, err)
+	}
+	c.AddChain(fwd)
+	zero := make([]byte, 4)
+	c.AddRule(&nftables.Rule{Table: inetTable, Chain: fwd, Exprs: []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: zero},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: zero},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}})
+	c.AddRule(&nftables.Rule{Table: inetTable, Chain: fwd, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: inb.Name, SetID: inb.ID, DestRegister: 0, IsDestRegSet: true},
+	}})
+	return nil
+}
 
 func baseSets() (quar, from, to *nftables.Set) {
 	quar = &nftables.Set{Table: table, Name: setQuarantine, KeyType: nftables.TypeIFName, Counter: true}
@@ -171,6 +212,23 @@ type snapshot struct {
 	fromVM     map[string]bool
 	toVM       map[string]bool
 	quarantine map[string]nftables.SetElement
+	sets       map[string]bool // bridge table sets by name
+
+	inetExists bool
+	inetOK     bool                       // table, map and forward chain as addInetBase makes them
+	inetChains map[string]*nftables.Chain // inet table chains by name
+	inbound    map[uint32]bool            // marks in the inbound map
+}
+
+// inetPorts lists the ports that have a chain in the inet table.
+func (s *snapshot) inetPorts() []string {
+	var out []string
+	for n := range s.inetChains {
+		if port, ok := strings.CutPrefix(n, "inb_"); ok {
+			out = append(out, port)
+		}
+	}
+	return out
 }
 
 type portState struct {
@@ -179,11 +237,16 @@ type portState struct {
 	ip4, ip6  []netip.Addr
 	in, out   []*nftables.Rule
 	logChains []string
+	inb       []*nftables.Rule // the port's inet chain, when it has one
 }
 
 func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 	s := &snapshot{chains: map[string]*nftables.Chain{}, ports: map[string]portState{},
-		fromVM: map[string]bool{}, toVM: map[string]bool{}, quarantine: map[string]nftables.SetElement{}}
+		fromVM: map[string]bool{}, toVM: map[string]bool{}, quarantine: map[string]nftables.SetElement{},
+		sets: map[string]bool{}, inetChains: map[string]*nftables.Chain{}, inbound: map[uint32]bool{}}
+	if err := m.readInet(c, s); err != nil {
+		return nil, err
+	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyBridge)
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
@@ -208,6 +271,7 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 	byName := map[string]*nftables.Set{}
 	for _, st := range sets {
 		byName[st.Name] = st
+		s.sets[st.Name] = true
 	}
 	elems := func(name string) ([]nftables.SetElement, error) {
 		st, ok := byName[name]
@@ -293,9 +357,97 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 				}
 			}
 		}
+		if ch, ok := s.inetChains[chainInb(port)]; ok {
+			if ps.inb, err = c.GetRules(inetTable, ch); err != nil {
+				return nil, fmt.Errorf("chain inet %s: %w", ch.Name, err)
+			}
+		}
 		s.ports[port] = ps
 	}
 	return s, nil
+}
+
+// readInet fills the inet side of s.
+func (m *Manager) readInet(c *nftables.Conn, s *snapshot) error {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("list inet tables: %w", err)
+	}
+	if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }) {
+		return nil
+	}
+	s.inetExists = true
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("list inet chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name == TableName {
+			s.inetChains[ch.Name] = ch
+		}
+	}
+	sets, err := c.GetSets(inetTable)
+	if err != nil {
+		return fmt.Errorf("list inet sets: %w", err)
+	}
+	var inb *nftables.Set
+	for _, st := range sets {
+		if st.Name == mapInbound {
+			inb = st
+		}
+	}
+	fwd, ok := s.inetChains[chainFwd]
+	if inb == nil || !ok {
+		return nil
+	}
+	rules, err := c.GetRules(inetTable, fwd)
+	if err != nil {
+		return fmt.Errorf("chain inet %s: %w", chainFwd, err)
+	}
+	es, err := c.GetSetElements(inb)
+	if err != nil {
+		return fmt.Errorf("set inet %s: %w", mapInbound, err)
+	}
+	for _, e := range es {
+		if len(e.Key) == 4 {
+			s.inbound[binaryutil.NativeEndian.Uint32(e.Key)] = true
+		}
+	}
+	s.inetOK = len(rules) == 2
+	return nil
+}
+
+// inetMatches reports whether the inet side of p (mark index idx) is in place.
+func (s *snapshot) inetMatches(p Port, idx int) bool {
+	ch, hasChain := s.inetChains[chainInb(p.Name)]
+	_, hasLog := s.inetChains[chainLog(p.Name, ReasonInbound)]
+	if !inboundRestricted(p) {
+		return !hasChain && !hasLog
+	}
+	return s.inetOK && ch != nil && hasLog && len(s.ports[p.Name].inb) == 1 && s.inbound[markOf(idx)]
+}
+
+// index returns the mark index for p: the one it has, else the lowest free
+// one; 0 when p does not need one.
+func (s *snapshot) index(p Port) (int, error) {
+	if !inboundRestricted(p) {
+		return 0, nil
+	}
+	used := map[int]string{}
+	for n, ps := range s.ports {
+		if ps.metaOK && ps.meta.Index > 0 {
+			used[ps.meta.Index] = n
+		}
+	}
+	if ps, ok := s.ports[p.Name]; ok && ps.metaOK && ps.meta.Index > 0 && used[ps.meta.Index] == p.Name {
+		return ps.meta.Index, nil
+	}
+	for i := 1; i <= maxIndex; i++ {
+		if _, ok := used[i]; !ok {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("port %s: more than %d ports with restricted inbound", p.Name, maxIndex)
 }
 
 func wantAddrs(p Port) (v4, v6 []netip.Addr) {
@@ -345,8 +497,29 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 	ps, present := s.ports[p.Name]
 	q, quarantined := s.quarantine[p.Name]
 	applying := quarantined && q.Comment == applyingMark
-	sameRules := present && s.baseOK && ps.metaOK && ps.meta == metaOf(p) && s.fromVM[p.Name] && s.toVM[p.Name]
-	if sameRules && len(ps.out) > 0 {
+	idx, err := s.index(p)
+	if err != nil {
+		return "", err
+	}
+	// Without br_netfilter the inet chain never sees bridged frames: such a
+	// port is quarantined and the error returned, rather than left open.
+	var brErr error
+	if inboundRestricted(p) {
+		check := m.checkBrNetfilter
+		if m.brNetfilter != nil {
+			check = m.brNetfilter
+		}
+		if err := check(); err != nil {
+			brErr = fmt.Errorf("port %s: inbound %s: %w (the port stays quarantined)", p.Name, p.Inbound, err)
+		}
+	}
+	want := metaOf(p)
+	want.Index = idx
+	privOK := s.sets[setPriv4(p.Name)] == (len(privElems(p.Privileged, true)) > 0) &&
+		s.sets[setPriv6(p.Name)] == (len(privElems(p.Privileged, false)) > 0)
+	sameRules := present && s.baseOK && ps.metaOK && ps.meta == want && s.fromVM[p.Name] && s.toVM[p.Name] &&
+		privOK && s.inetMatches(p, idx)
+	if sameRules && len(ps.out) > 0 && brErr == nil {
 		if slices.Equal(ps.ip4, v4) && slices.Equal(ps.ip6, v6) && !applying {
 			return "", nil
 		}
@@ -366,6 +539,8 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 			clear(s.fromVM)
 			clear(s.toVM)
 			clear(s.quarantine)
+			clear(s.chains)
+			clear(s.sets)
 			present, quarantined = false, false
 		}
 		if err := addBase(c); err != nil {
@@ -373,6 +548,17 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 		}
 	}
 	quar, from, to := baseSets()
+	if inboundRestricted(p) && !s.inetOK {
+		if s.inetExists {
+			c.DelTable(inetTable) // rebuilt; other ports' inet side is re-applied by Reconcile
+			clear(s.inetChains)
+			clear(s.inbound)
+			s.inetExists = false
+		}
+		if err := addInetBase(c); err != nil {
+			return "", err
+		}
+	}
 	if !quarantined {
 		if err := c.SetAddElements(quar, []nftables.SetElement{{Key: ifname(p.Name), Comment: applyingMark}}); err != nil {
 			return "", err
@@ -383,24 +569,56 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 		return "", err
 	}
 	s.exists, s.baseOK = true, true
+	if inboundRestricted(p) && !s.inetOK {
+		s.inetExists, s.inetOK = true, true
+	}
 	s.quarantine[p.Name] = nftables.SetElement{Key: ifname(p.Name), Comment: applyingMark}
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("port %s: %w", p.Name, err)
 	}
+	if brErr != nil {
+		return "", brErr
+	}
 
-	if present || s.fromVM[p.Name] || s.toVM[p.Name] {
+	if present || s.fromVM[p.Name] || s.toVM[p.Name] || slices.Contains(s.inetPorts(), p.Name) {
 		m.queueRemove(c, s, p.Name, false)
 	}
-	pr := build(p)
-	set4 := &nftables.Set{Table: table, Name: setIP4(p.Name), KeyType: nftables.TypeIPAddr}
-	set6 := &nftables.Set{Table: table, Name: setIP6(p.Name), KeyType: nftables.TypeIP6Addr}
-	if err := c.AddSet(set4, addrElems(v4)); err != nil {
-		return "", fmt.Errorf("port %s: set: %w", p.Name, err)
+	pr := build(p, idx)
+	ids := map[string]uint32{}
+	for _, x := range []struct {
+		set   *nftables.Set
+		elems []nftables.SetElement
+	}{
+		{&nftables.Set{Table: table, Name: setIP4(p.Name), KeyType: nftables.TypeIPAddr}, addrElems(v4)},
+		{&nftables.Set{Table: table, Name: setIP6(p.Name), KeyType: nftables.TypeIP6Addr}, addrElems(v6)},
+		{&nftables.Set{Table: table, Name: setPriv4(p.Name), KeyType: nftables.TypeIPAddr, Interval: true}, privElems(p.Privileged, true)},
+		{&nftables.Set{Table: table, Name: setPriv6(p.Name), KeyType: nftables.TypeIP6Addr, Interval: true}, privElems(p.Privileged, false)},
+	} {
+		if x.set.Interval && len(x.elems) == 0 {
+			continue
+		}
+		if err := c.AddSet(x.set, x.elems); err != nil {
+			return "", fmt.Errorf("port %s: set %s: %w", p.Name, x.set.Name, err)
+		}
+		ids[x.set.Name] = x.set.ID
 	}
-	if err := c.AddSet(set6, addrElems(v6)); err != nil {
-		return "", fmt.Errorf("port %s: set: %w", p.Name, err)
+	if inboundRestricted(p) {
+		inbRules, logRules := buildInbound(p)
+		lch := c.AddChain(&nftables.Chain{Name: chainLog(p.Name, ReasonInbound), Table: inetTable})
+		for _, rule := range logRules {
+			rule.Table, rule.Chain = inetTable, lch
+			c.AddRule(rule)
+		}
+		ich := c.AddChain(&nftables.Chain{Name: chainInb(p.Name), Table: inetTable})
+		for _, rule := range inbRules {
+			rule.Table, rule.Chain = inetTable, ich
+			c.AddRule(rule)
+		}
+		inb, _ := inetBase()
+		if err := c.SetAddElements(inb, []nftables.SetElement{{Key: markBytes(idx), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: ich.Name}}}); err != nil {
+			return "", err
+		}
 	}
-	ids := map[string]uint32{set4.Name: set4.ID, set6.Name: set6.ID}
 	for r, rules := range pr.logs {
 		ch := c.AddChain(&nftables.Chain{Name: chainLog(p.Name, r), Table: table})
 		for _, rule := range rules {
@@ -437,6 +655,8 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 	if applying {
 		delete(s.quarantine, p.Name)
 	}
+	// Enough of the new state for the next port's index allocation (Reconcile).
+	s.ports[p.Name] = portState{meta: want, metaOK: true}
 	m.log.InfoContext(ctx, "containment applied", "port", p.Name, "vm", p.VM, "class", p.Class)
 	if present {
 		return "updated", nil
@@ -496,6 +716,22 @@ func (m *Manager) queueRemove(c *nftables.Conn, s *snapshot, port string, withQu
 		_ = c.SetDeleteElements(quar, []nftables.SetElement{{Key: ifname(port)}})
 	}
 	ps := s.ports[port]
+	if ps.metaOK && ps.meta.Index > 0 && s.inbound[markOf(ps.meta.Index)] {
+		inb, _ := inetBase()
+		_ = c.SetDeleteElements(inb, []nftables.SetElement{{Key: markBytes(ps.meta.Index)}})
+		delete(s.inbound, markOf(ps.meta.Index))
+	}
+	for _, n := range []string{chainInb(port), chainLog(port, ReasonInbound)} {
+		if ch, ok := s.inetChains[n]; ok {
+			c.FlushChain(ch)
+		}
+	}
+	for _, n := range []string{chainInb(port), chainLog(port, ReasonInbound)} {
+		if ch, ok := s.inetChains[n]; ok {
+			c.DelChain(ch)
+			delete(s.inetChains, n)
+		}
+	}
 	var names []string
 	for _, n := range append([]string{chainIn(port), chainOut(port)}, ps.logChains...) {
 		if ch, ok := s.chains[n]; ok {
@@ -506,9 +742,11 @@ func (m *Manager) queueRemove(c *nftables.Conn, s *snapshot, port string, withQu
 	for _, n := range names {
 		c.DelChain(s.chains[n])
 	}
-	if _, ok := s.ports[port]; ok {
-		c.DelSet(&nftables.Set{Table: table, Name: setIP4(port)})
-		c.DelSet(&nftables.Set{Table: table, Name: setIP6(port)})
+	for _, n := range []string{setIP4(port), setIP6(port), setPriv4(port), setPriv6(port)} {
+		if s.sets[n] {
+			c.DelSet(&nftables.Set{Table: table, Name: n})
+			delete(s.sets, n)
+		}
 	}
 }
 
@@ -536,7 +774,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 
 func (m *Manager) remove(ctx context.Context, c *nftables.Conn, s *snapshot, name string) error {
 	_, q := s.quarantine[name]
-	if _, ok := s.ports[name]; !ok && !q && !s.fromVM[name] && !s.toVM[name] {
+	if _, ok := s.ports[name]; !ok && !q && !s.fromVM[name] && !s.toVM[name] && !slices.Contains(s.inetPorts(), name) {
 		return nil
 	}
 	m.queueRemove(c, s, name, true)
@@ -642,7 +880,7 @@ func (m *Manager) Status(ctx context.Context) ([]PortStatus, error) {
 				st.DropBytes[ReasonQuarantine] += e.Counter.Bytes
 			}
 		}
-		for i, rules := range [][]*nftables.Rule{ps.in, ps.out} {
+		for i, rules := range [][]*nftables.Rule{ps.in, ps.out, ps.inb} {
 			for _, r := range rules {
 				cm, ok := strings.CutPrefix(ruleComment(r), commentPrefix)
 				if !ok {
@@ -702,13 +940,35 @@ func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, 
 	if err != nil {
 		return rep, err
 	}
-	if !s.exists || !s.baseOK {
-		rep.Table = true
-		if s.exists {
-			c.DelTable(table)
+	// The inet side is damaged when its skeleton is, or when its map holds a
+	// mark no port owns (a stale element would keep a chain alive).
+	owned := map[uint32]bool{}
+	for _, ps := range s.ports {
+		if ps.metaOK && ps.meta.Index > 0 {
+			owned[markOf(ps.meta.Index)] = true
 		}
-		if err := addBase(c); err != nil {
-			return rep, err
+	}
+	inetDamaged := s.inetExists && !s.inetOK
+	for mk := range s.inbound {
+		if !owned[mk] {
+			inetDamaged = true
+		}
+	}
+	if !s.exists || !s.baseOK || inetDamaged {
+		rep.Table = true
+		if !s.exists || !s.baseOK {
+			if s.exists {
+				c.DelTable(table)
+			}
+			if err := addBase(c); err != nil {
+				return rep, err
+			}
+		}
+		if inetDamaged {
+			c.DelTable(inetTable)
+			if err := addInetBase(c); err != nil {
+				return rep, err
+			}
 		}
 		if err := m.flush(c, "table"); err != nil {
 			return rep, err
@@ -728,6 +988,9 @@ func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, 
 		stale[n] = true
 	}
 	for n := range s.quarantine {
+		stale[n] = true
+	}
+	for _, n := range s.inetPorts() {
 		stale[n] = true
 	}
 	var errs []error
@@ -762,4 +1025,40 @@ func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, 
 		slices.Sort(*l)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// checkBrNetfilter reports an error unless br_netfilter passes bridged
+// IPv4 and IPv6 frames to the inet hooks in the Manager's namespace.
+func (m *Manager) checkBrNetfilter() error {
+	read := func() error {
+		for _, f := range []string{
+			"/proc/sys/net/bridge/bridge-nf-call-iptables",
+			"/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+		} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("br_netfilter: %w (is the module loaded?)", err)
+			}
+			if strings.TrimSpace(string(b)) != "1" {
+				return fmt.Errorf("br_netfilter: %s is %s, want 1", f, strings.TrimSpace(string(b)))
+			}
+		}
+		return nil
+	}
+	if m.ns == nil {
+		return read()
+	}
+	// /proc/sys/net is resolved in the reading thread's namespace: read it
+	// from a locked thread that has joined the Manager's namespace, and let
+	// that thread die with the goroutine (it is never unlocked).
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(m.ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("br_netfilter: setns: %w", err)
+			return
+		}
+		done <- read()
+	}()
+	return <-done
 }

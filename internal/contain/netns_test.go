@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -41,7 +42,9 @@ func require(t *testing.T, tools ...string) {
 type lab struct {
 	t      *testing.T
 	hv     string
+	sfx    string
 	vm     map[string]string // port -> namespace
+	host   map[string]int    // port -> last address byte
 	hvFile *os.File
 	m      *Manager
 }
@@ -65,24 +68,20 @@ func newLab(t *testing.T) *lab {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	sfx := hex.EncodeToString(b)
-	l := &lab{t: t, hv: "vmtrust-hv-" + sfx, vm: map[string]string{"pa": "vmtrust-a-" + sfx, "pb": "vmtrust-b-" + sfx}}
-	for _, ns := range []string{l.hv, l.vm["pa"], l.vm["pb"]} {
-		run(t, "ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	}
+	l := &lab{t: t, hv: "vmtrust-hv-" + sfx, sfx: sfx, vm: map[string]string{}, host: map[string]int{}}
+	run(t, "ip", "netns", "add", l.hv)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.hv).Run() })
 	run(t, "ip", "-n", l.hv, "link", "add", "br0", "type", "bridge")
 	run(t, "ip", "-n", l.hv, "link", "set", "br0", "up")
-	for i, port := range []string{"pa", "pb"} {
-		ns := l.vm[port]
-		last := []string{"2", "3"}[i]
-		run(t, "ip", "-n", l.hv, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		run(t, "ip", "-n", l.hv, "link", "set", port, "master", "br0", "up")
-		run(t, "ip", "-n", ns, "link", "set", "eth0", "address", "02:00:00:00:00:0"+last)
-		run(t, "ip", "-n", ns, "addr", "add", "10.77.0."+last+"/24", "dev", "eth0")
-		run(t, "ip", "-n", ns, "addr", "add", "fd77::"+last+"/64", "dev", "eth0", "nodad")
-		run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	// Inbound deny needs br_netfilter to hand bridged frames to the inet
+	// hooks; the setting is per namespace.
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"} {
+		if out, err := exec.Command("ip", "netns", "exec", l.hv, "sysctl", "-n", k).Output(); err == nil && strings.TrimSpace(string(out)) == "0" {
+			run(t, "ip", "netns", "exec", l.hv, "sysctl", "-qw", k+"=1")
+		}
 	}
+	l.addVM("pa", 2)
+	l.addVM("pb", 3)
 	f, err := os.Open("/var/run/netns/" + l.hv)
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +95,31 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
+// addVM adds a VM namespace on veth port "port" of br0 with MAC
+// 02:00:00:00:00:<n in hex>, 10.77.0.<n>/24 and fd77::<n>/64.
+func (l *lab) addVM(port string, n int) {
+	t := l.t
+	ns := "vmtrust-" + port + "-" + l.sfx
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	l.vm[port], l.host[port] = ns, n
+	last := strconv.Itoa(n)
+	run(t, "ip", "-n", l.hv, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	run(t, "ip", "-n", l.hv, "link", "set", port, "master", "br0", "up")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "address", l.mac(port))
+	run(t, "ip", "-n", ns, "addr", "add", "10.77.0."+last+"/24", "dev", "eth0")
+	run(t, "ip", "-n", ns, "addr", "add", "fd77::"+last+"/64", "dev", "eth0", "nodad")
+	run(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+}
+
+func (l *lab) mac(port string) string { return fmt.Sprintf("02:00:00:00:00:%02x", l.host[port]) }
+func (l *lab) ip4(port string) string { return "10.77.0." + strconv.Itoa(l.host[port]) }
+func (l *lab) ip6(port string) string { return "fd77::" + strconv.Itoa(l.host[port]) }
+
 func (l *lab) port(name string) Port {
-	last := map[string]string{"pa": "2", "pb": "3"}[name]
-	return Port{Name: name, VM: "vm-" + name, MAC: mustMAC(l.t, "02:00:00:00:00:0"+last),
-		IPv4: []netip.Addr{netip.MustParseAddr("10.77.0." + last)}, IPv6: []netip.Addr{netip.MustParseAddr("fd77::" + last)},
+	return Port{Name: name, VM: "vm-" + name, MAC: mustMAC(l.t, l.mac(name)),
+		IPv4: []netip.Addr{netip.MustParseAddr(l.ip4(name))}, IPv6: []netip.Addr{netip.MustParseAddr(l.ip6(name))},
 		Class: 2, Inbound: InboundAllow}
 }
 
@@ -175,6 +195,7 @@ func TestAttacks(t *testing.T) {
 		tools  []string
 		attack func(t *testing.T)
 		reason Reason
+		min    uint64 // the counter must move by at least this much (0: 1)
 	}{
 		{"ip addr add + ping", nil, func(t *testing.T) {
 			run(t, "ip", "-n", l.vm["pa"], "addr", "add", "10.77.0.99/24", "dev", "eth0")
@@ -182,29 +203,89 @@ func TestAttacks(t *testing.T) {
 			if l.ping("pa", "10.77.0.3", "-I", "10.77.0.99") {
 				t.Error("spoofed ping from 10.77.0.99 got a reply")
 			}
-		}, ReasonIPSpoof},
+		}, ReasonIPSpoof, 0},
 		{"hping3 -a", []string{"hping3"}, func(t *testing.T) {
 			_ = exec.Command("ip", "netns", "exec", l.vm["pa"], "hping3", "-a", "10.77.0.50", "-S", "-p", "80", "-c", "3", "-i", "u10000", "10.77.0.3").Run()
-		}, ReasonIPSpoof},
+		}, ReasonIPSpoof, 0},
 		{"ipv6 source spoof", nil, func(t *testing.T) {
 			run(t, "ip", "-n", l.vm["pa"], "addr", "add", "fd77::99/64", "dev", "eth0", "nodad")
 			defer run(t, "ip", "-n", l.vm["pa"], "addr", "del", "fd77::99/64", "dev", "eth0")
 			if l.ping("pa", "fd77::3", "-I", "fd77::99") {
 				t.Error("spoofed ping from fd77::99 got a reply")
 			}
-		}, ReasonIP6Spoof},
+		}, ReasonIP6Spoof, 0},
 		{"arping -S", []string{"arping"}, func(t *testing.T) {
 			if inNS(l.vm["pa"], "arping", "-c", "1", "-w", "1", "-I", "eth0", "-S", "10.77.0.99", "10.77.0.3") {
 				t.Error("arping with sender 10.77.0.99 got a reply")
 			}
-		}, ReasonARPSpoof},
+		}, ReasonARPSpoof, 0},
 		{"mac change", nil, func(t *testing.T) {
 			run(t, "ip", "-n", l.vm["pa"], "link", "set", "eth0", "address", "02:00:00:00:00:99")
 			defer run(t, "ip", "-n", l.vm["pa"], "link", "set", "eth0", "address", "02:00:00:00:00:02")
 			if l.ping("pa", "10.77.0.3") {
 				t.Error("ping from a changed MAC got a reply")
 			}
-		}, ReasonMACSpoof},
+		}, ReasonMACSpoof, 0},
+		{"hping3 --rand-source", []string{"hping3"}, func(t *testing.T) {
+			_ = exec.Command("ip", "netns", "exec", l.vm["pa"], "hping3", "--rand-source", "-S", "-p", "80", "-c", "20", "-i", "u10000", "10.77.0.3").Run()
+		}, ReasonIPSpoof, 16},
+		{"arping -s", []string{"arping"}, func(t *testing.T) {
+			if inNS(l.vm["pa"], "arping", "-c", "1", "-w", "1", "-I", "eth0", "-s", "02:00:00:00:00:99", "10.77.0.3") {
+				t.Error("arping with source MAC 02:00:00:00:00:99 got a reply")
+			}
+		}, ReasonMACSpoof, 0},
+		{"arpspoof", []string{"arpspoof"}, func(t *testing.T) {
+			// The victim knows the gateway 10.77.0.1 at 02:00:00:00:00:01.
+			run(t, "ip", "-n", l.vm["pb"], "neigh", "replace", "10.77.0.1", "lladdr", "02:00:00:00:00:01", "dev", "eth0", "nud", "stale")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.vm["pa"], "arpspoof", "-i", "eth0", "-t", "10.77.0.3", "10.77.0.1")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			// arpspoof restores the victim's cache when it exits: look while it runs.
+			for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if n := l.neigh(t, "pb", "10.77.0.1"); strings.Contains(n, l.mac("pa")) {
+					t.Fatalf("victim's neighbour entry while arpspoof runs = %q, has the attacker's MAC", n)
+				}
+			}
+			if cmd.ProcessState != nil {
+				t.Fatal("arpspoof exited early")
+			}
+		}, ReasonARPSpoof, 0},
+		{"scapy rogue DHCPOFFER", []string{scapy, "tcpdump"}, func(t *testing.T) {
+			if n := l.capture(t, "pb", "icmp", func() { l.ping("pa", "10.77.0.3") }); n == 0 {
+				t.Fatal("capture control: the victim saw no ICMP during a ping")
+			}
+			n := l.capture(t, "pb", "udp port 68", func() {
+				l.sendScapy(t, "pa", `Ether(src="02:00:00:00:00:02", dst="ff:ff:ff:ff:ff:ff")/IP(src="10.77.0.2", dst="255.255.255.255")/UDP(sport=67, dport=68)/BOOTP(op=2, yiaddr="10.77.0.50", chaddr=mac2str("02:00:00:00:00:03"))/DHCP(options=[("message-type", "offer"), ("server_id", "10.77.0.2"), "end"])`)
+			})
+			if n != 0 {
+				t.Errorf("victim received %d DHCP server frames, want 0", n)
+			}
+		}, ReasonDHCPServer, 0},
+		{"scapy RA", []string{scapy}, func(t *testing.T) {
+			before := l.snmp(t, "pb", "Icmp6InRouterAdvertisements")
+			l.sendScapy(t, "pa", `Ether(src="02:00:00:00:00:02", dst="33:33:00:00:00:01")/IPv6(src="fe80::ff:fe00:2", dst="ff02::1")/ICMPv6ND_RA()/ICMPv6NDOptPrefixInfo(prefix="2001:db8:bad::", prefixlen=64)`)
+			if after := l.snmp(t, "pb", "Icmp6InRouterAdvertisements"); after != before {
+				t.Errorf("victim's Icmp6InRouterAdvertisements = %d, want %d", after, before)
+			}
+		}, ReasonRA, 0},
+		{"scapy NA poisoning", []string{scapy}, func(t *testing.T) {
+			// The victim knows fd77::1 at 02:00:00:00:00:01; the attacker claims it.
+			run(t, "ip", "-n", l.vm["pb"], "neigh", "replace", "fd77::1", "lladdr", "02:00:00:00:00:01", "dev", "eth0", "nud", "stale")
+			l.sendScapy(t, "pa", `Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03")/IPv6(src="fd77::2", dst="fd77::3")/ICMPv6ND_NA(tgt="fd77::1", R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:02")`)
+			if n := l.neigh(t, "pb", "fd77::1"); !strings.Contains(n, "02:00:00:00:00:01") {
+				t.Errorf("victim's neighbour entry for fd77::1 = %q, want lladdr 02:00:00:00:00:01", n)
+			}
+		}, ReasonNDSpoof, 0},
+		{"scapy ND option spoof", []string{scapy}, func(t *testing.T) {
+			l.sendScapy(t, "pa", `Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03")/IPv6(src="fd77::2", dst="fd77::3")/ICMPv6ND_NS(tgt="fd77::3")/ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:99")`)
+			if n := l.neigh(t, "pb", "fd77::2"); strings.Contains(n, "02:00:00:00:00:99") {
+				t.Errorf("victim's neighbour entry for fd77::2 = %q, has the spoofed MAC", n)
+			}
+		}, ReasonNDSpoof, 0},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
@@ -213,8 +294,8 @@ func TestAttacks(t *testing.T) {
 			}
 			before := l.drops("pa")[a.reason]
 			a.attack(t)
-			if after := l.drops("pa")[a.reason]; after <= before {
-				t.Errorf("counter %s = %d after the attack, want > %d", a.reason, after, before)
+			if after := l.drops("pa")[a.reason]; after < before+max(a.min, 1) {
+				t.Errorf("counter %s = %d after the attack, want ≥ %d", a.reason, after, before+max(a.min, 1))
 			}
 			l.mustLegit()
 		})

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
@@ -28,12 +29,25 @@ const (
 	operatorMark  = "operator"
 	logRatePerSec = 10
 	logBurst      = 20
+	mapInbound    = "inbound"
+	markBase      = 0x76740000 // "vt" in the high 16 bits; the port index in the low 16
+	maxIndex      = 0xffff
 )
 
 func chainIn(port string) string  { return "in_" + port }
 func chainOut(port string) string { return "out_" + port }
 func setIP4(port string) string   { return "ip4_" + port }
 func setIP6(port string) string   { return "ip6_" + port }
+func setPriv4(port string) string { return "priv4_" + port }
+func setPriv6(port string) string { return "priv6_" + port }
+func chainInb(port string) string { return "inb_" + port }
+
+// markOf is the packet mark that sends frames to port index idx through
+// the inet table's per-port inbound chain.
+func markOf(idx int) uint32 { return markBase | uint32(idx) }
+
+func markBytes(idx int) []byte { return binaryutil.NativeEndian.PutUint32(markOf(idx)) }
+
 func chainLog(port string, r Reason) string {
 	return "log_" + string(r) + "_" + port
 }
@@ -45,7 +59,8 @@ type portMeta struct {
 	Class   int    `json:"class"`
 	Inbound string `json:"inbound"`
 	Rate    int    `json:"rate"`
-	Hash    string `json:"h"` // digest of everything the rules depend on
+	Index   int    `json:"idx,omitempty"` // mark index when inbound is restricted, else 0
+	Hash    string `json:"h"`             // digest of everything the rules depend on
 }
 
 func metaOf(p Port) portMeta {
@@ -101,6 +116,9 @@ func th(off, n uint32, data ...byte) []expr.Any {
 func notIn(set string) expr.Any {
 	return &expr.Lookup{SourceRegister: 1, SetName: set, Invert: true}
 }
+func inSet(set string) expr.Any {
+	return &expr.Lookup{SourceRegister: 1, SetName: set}
+}
 func cat(parts ...[]expr.Any) []expr.Any {
 	var out []expr.Any
 	for _, p := range parts {
@@ -121,11 +139,17 @@ type portRules struct {
 	logs    map[Reason][]*nftables.Rule // per-reason log-and-drop chains
 }
 
-// build returns the rules of p for table t; the chains must be set by the caller.
-func build(p Port) portRules {
+// inboundRestricted reports whether p needs the inet side (no new inbound connections).
+func inboundRestricted(p Port) bool { return p.Inbound != InboundAllow }
+
+// build returns the rules of p; idx is its mark index (0 when inbound is
+// allowed). The chains must be set by the caller.
+func build(p Port, idx int) portRules {
 	pr := portRules{logs: map[Reason][]*nftables.Rule{}}
 	mac := []byte(p.MAC)
-	meta, _ := json.Marshal(metaOf(p))
+	pm := metaOf(p)
+	pm.Index = idx
+	meta, _ := json.Marshal(pm)
 	pr.in = append(pr.in, &nftables.Rule{
 		Exprs:    []expr.Any{&expr.Counter{}},
 		UserData: comment(commentPrefix + metaReason + " " + p.Name + " " + string(meta)),
@@ -162,10 +186,8 @@ func build(p Port) portRules {
 	drop(in, ReasonDHCPServer, cat(etherType(ethIPv4), l4proto(unix.IPPROTO_UDP), th(0, 4, 0, 67, 0, 68))...)
 	accept(in, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4), eq(0, 0, 0, 0)}, l4proto(unix.IPPROTO_UDP), th(0, 4, 0, 68, 0, 67))...)
 	drop(in, ReasonIPSpoof, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 12, 4), notIn(setIP4(p.Name))})...)
-	for _, pfx := range p.Privileged {
-		if pfx.Addr().Is4() {
-			drop(in, ReasonPrivileged, cat(etherType(ethIPv4), prefixMatch(16, pfx))...)
-		}
+	if len(privElems(p.Privileged, true)) > 0 {
+		drop(in, ReasonPrivileged, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 16, 4), inSet(setPriv4(p.Name))})...)
 	}
 	accept(in, etherType(ethIPv4)...)
 
@@ -187,10 +209,8 @@ func build(p Port) portRules {
 	}
 	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), unspec)...)
 	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 16), notIn(setIP6(p.Name))})...)
-	for _, pfx := range p.Privileged {
-		if pfx.Addr().Is6() {
-			drop(in, ReasonPrivileged, cat(etherType(ethIPv6), prefixMatch(24, pfx))...)
-		}
+	if len(privElems(p.Privileged, false)) > 0 {
+		drop(in, ReasonPrivileged, cat(etherType(ethIPv6), []expr.Any{load(expr.PayloadBaseNetworkHeader, 24, 16), inSet(setPriv6(p.Name))})...)
 	}
 	accept(in, etherType(ethIPv6)...)
 	drop(in, ReasonEthertype)
@@ -200,6 +220,15 @@ func build(p Port) portRules {
 		Exprs:    []expr.Any{&expr.Counter{}},
 		UserData: comment(commentPrefix + metaReason + " " + p.Name),
 	})
+	if idx > 0 {
+		// br_netfilter hands the frame to the inet hooks after this chain
+		// (bridge forward, priority -300 < -1): the mark tells the inet
+		// forward chain which port the frame is for.
+		pr.out = append(pr.out, &nftables.Rule{Exprs: []expr.Any{
+			&expr.Immediate{Register: 1, Data: markBytes(idx)},
+			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+		}})
+	}
 	drop(&pr.out, ReasonSniff,
 		load(expr.PayloadBaseLLHeader, 0, 6),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 6, Mask: []byte{1, 0, 0, 0, 0, 0}, Xor: make([]byte, 6)},
@@ -208,17 +237,75 @@ func build(p Port) portRules {
 	return pr
 }
 
-// prefixMatch matches the network-header address at off against pfx.
-func prefixMatch(off uint32, pfx netip.Prefix) []expr.Any {
-	addr := pfx.Addr().AsSlice()
-	n := uint32(len(addr))
-	mask := make([]byte, n)
-	for i := 0; i < pfx.Bits(); i++ {
-		mask[i/8] |= 0x80 >> (i % 8)
+// privElems returns the interval-set elements of the prefixes of one family,
+// merged into disjoint ranges, in the form nft writes them (a leading
+// interval end at the zero address, no end after the last address).
+func privElems(pfxs []netip.Prefix, v4 bool) []nftables.SetElement {
+	type rng struct{ lo, hi netip.Addr }
+	var rs []rng
+	for _, p := range pfxs {
+		if p.Addr().Is4() != v4 {
+			continue
+		}
+		lo := p.Masked().Addr()
+		b := lo.AsSlice()
+		for i := p.Bits(); i < len(b)*8; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		hi, _ := netip.AddrFromSlice(b)
+		rs = append(rs, rng{lo, hi})
 	}
-	return []expr.Any{
-		load(expr.PayloadBaseNetworkHeader, off, n),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask, Xor: make([]byte, n)},
-		eq(addr...),
+	slices.SortFunc(rs, func(a, b rng) int { return a.lo.Compare(b.lo) })
+	var merged []rng
+	for _, r := range rs {
+		if n := len(merged); n > 0 {
+			last := &merged[n-1]
+			if next := last.hi.Next(); !next.IsValid() || r.lo.Compare(next) <= 0 {
+				if r.hi.Compare(last.hi) > 0 {
+					last.hi = r.hi
+				}
+				continue
+			}
+		}
+		merged = append(merged, r)
 	}
+	if len(merged) == 0 {
+		return nil
+	}
+	var out []nftables.SetElement
+	zero := netip.IPv6Unspecified()
+	if v4 {
+		zero = netip.IPv4Unspecified()
+	}
+	if merged[0].lo != zero {
+		out = append(out, nftables.SetElement{Key: zero.AsSlice(), IntervalEnd: true})
+	}
+	for _, r := range merged {
+		out = append(out, nftables.SetElement{Key: r.lo.AsSlice()})
+		if next := r.hi.Next(); next.IsValid() {
+			out = append(out, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+		}
+	}
+	return out
+}
+
+// buildInbound returns the rules of p's chain in the inet table and of its
+// log chain: new connections to the VM are counted, logged and dropped.
+func buildInbound(p Port) (inb, logs []*nftables.Rule) {
+	zero := make([]byte, 4)
+	inb = []*nftables.Rule{{
+		Exprs: []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: zero},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: zero},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(p.Name, ReasonInbound)},
+		},
+		UserData: comment(commentPrefix + string(ReasonInbound) + " " + p.Name),
+	}}
+	logs = []*nftables.Rule{
+		{Exprs: logExprs(ReasonInbound, p.Name)},
+		{Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}},
+	}
+	return inb, logs
 }
