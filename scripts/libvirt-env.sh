@@ -14,7 +14,16 @@
 #         initramfs.cpio.gz  busybox-static; /init prints
 #                            "VMTRUST-GUEST-MARKER <name> up" on ttyS0, <name>
 #                            from the kernel argument vmtrust.name=, then powers
-#                            off (poweroff -f), or stays up with vmtrust.hold=1
+#                            off (poweroff -f), or stays up with vmtrust.hold=1.
+#                            With vmtrust.net=1 it first loads the kernel's
+#                            virtio NIC modules (virtio_net, virtio_pci and
+#                            their dependencies, in /lib/modules/NN-*.ko, NN
+#                            the load order), brings lo and eth0 up (IPv6 DAD
+#                            off) and adds the addresses of vmtrust.ip=
+#                            (CIDR, comma-separated or repeated); with
+#                            vmtrust.run=<base64> it runs that busybox sh
+#                            script, output on ttyS0, before the marker, so
+#                            the marker means the script has finished
 #         root.qcow2         a tiny ext4 root disk (the guest need not mount it)
 #       Atomic (temp dir + rename) and idempotent; the directory is the last
 #       line on stdout. Downloaded .debs are kept in <base>/.debs.
@@ -70,6 +79,25 @@ kit=$base/libvirt-$recipe
 rundir=${VMTRUST_LIBVIRT_RUN:-/run/vmtrust/libvirt}
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "$1 needs root"; }
+# mod_order DIR MOD...: the files under DIR of the kernel modules MOD and
+# of those they depend on (modinfo's depends), dependencies first, each once
+# (mod_seen holds the names already printed).
+mod_seen=" "
+mod_order() {
+	local dir=$1 m f d
+	shift
+	for m in "$@"; do
+		[[ $mod_seen == *" $m "* ]] && continue
+		f=$(find "$dir" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \) -print | head -n1)
+		[ -n "$f" ] || die "kernel module $m is not in the kernel package"
+		d=$(modinfo -F depends "$f") || die "modinfo $f failed"
+		# shellcheck disable=SC2086 # the names are words
+		mod_order "$dir" ${d//,/ }
+		mod_seen="$mod_seen$m "
+		printf '%s\n' "$f"
+	done
+}
+
 need_cmds() {
 	local c
 	for c in "$@"; do
@@ -86,7 +114,7 @@ cmd_build() {
 		return 0
 	fi
 	need_root "build"
-	need_cmds apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img flock
+	need_cmds apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img flock modinfo
 	[ -x /bin/busybox ] && [ -z "$(ldd /bin/busybox 2>/dev/null | grep '=>' || true)" ] ||
 		die "/bin/busybox is missing or not static: install busybox-static"
 	mkdir -p "$base/.debs"
@@ -117,11 +145,23 @@ cmd_build() {
 	[ -f "$vmlinuz" ] || die "$deb holds no /boot/vmlinuz-*"
 	cp -- "$vmlinuz" "$tmp/vmlinuz"
 	printf '%s\n' "${vmlinuz##*/vmlinuz-}" >"$tmp/kernel-version"
-	rm -rf -- "$tmp/deb"
 
-	# The initramfs.
+	# The initramfs, with the NIC modules of the same kernel (the cloud
+	# kernel builds virtio_net and virtio_pci as modules), uncompressed and
+	# numbered in load order.
 	local ir=$tmp/initramfs
-	mkdir -p "$ir/bin" "$ir/dev" "$ir/proc" "$ir/sys"
+	mkdir -p "$ir/bin" "$ir/dev" "$ir/proc" "$ir/sys" "$ir/tmp" "$ir/lib/modules"
+	local mods m n=10
+	mods=$(mod_order "$tmp/deb/lib/modules" virtio_net virtio_pci)
+	for m in $mods; do
+		case $m in
+		*.ko.xz) xz -dc -- "$m" >"$ir/lib/modules/$n-$(basename "$m" .ko.xz).ko" ;;
+		*.ko.zst) zstd -qdc -- "$m" >"$ir/lib/modules/$n-$(basename "$m" .ko.zst).ko" ;;
+		*) cp -- "$m" "$ir/lib/modules/$n-$(basename "$m")" ;;
+		esac
+		n=$((n + 1))
+	done
+	rm -rf -- "$tmp/deb"
 	cp -- /bin/busybox "$ir/bin/busybox"
 	ln -s busybox "$ir/bin/sh"
 	mknod -m 600 "$ir/dev/console" c 5 1
@@ -132,13 +172,46 @@ cmd_build() {
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 name=unnamed
 hold=0
+net=0
+ips=
+run=
 for a in $(/bin/busybox cat /proc/cmdline); do
 	case $a in
 	vmtrust.name=*) name=${a#vmtrust.name=} ;;
 	vmtrust.hold=1) hold=1 ;;
+	vmtrust.net=1) net=1 ;;
+	vmtrust.ip=*) ips="$ips,${a#vmtrust.ip=}" ;;
+	vmtrust.run=*) run=${a#vmtrust.run=} ;;
 	esac
 done
 /bin/busybox hostname "$name"
+if [ "$net" = 1 ] || [ -n "$run" ]; then
+	/bin/busybox mkdir -p /sbin /usr/bin /usr/sbin
+	/bin/busybox --install -s
+	export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+fi
+if [ "$net" = 1 ]; then
+	mount -t sysfs sysfs /sys
+	for m in /lib/modules/*.ko; do
+		insmod "$m" || echo "VMTRUST-GUEST insmod $m failed" >/dev/ttyS0
+	done
+	i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo 0 >/proc/sys/net/ipv6/conf/default/accept_dad
+	echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad
+	ip link set lo up
+	ip link set eth0 up
+	for a in $(echo "$ips" | tr , ' '); do
+		ip addr add "$a" dev eth0 || echo "VMTRUST-GUEST ip addr add $a failed" >/dev/ttyS0
+	done
+fi
+if [ -n "$run" ]; then
+	echo "$run" | base64 -d >/tmp/run.sh
+	sh /tmp/run.sh >/dev/ttyS0 2>&1
+fi
 echo "VMTRUST-GUEST-MARKER $(/bin/busybox hostname) up" >/dev/ttyS0
 if [ "$hold" = 1 ]; then
 	while :; do /bin/busybox sleep 3600; done

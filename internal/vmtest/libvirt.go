@@ -3,9 +3,12 @@ package vmtest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,7 +212,7 @@ func (e *LibvirtEnv) ConsoleLog(name string) string {
 // ConsoleLog(name).
 // The guest prints MarkerLine(name) and powers off; the domain then stops.
 func (e *LibvirtEnv) DomainXML(name, diskPath string) string {
-	return e.domainXML(name, diskPath, false)
+	return e.domainXML(name, diskPath, domainOpts{})
 }
 
 // DomainXMLHold is DomainXML for a guest that stays up after printing its
@@ -217,16 +220,82 @@ func (e *LibvirtEnv) DomainXML(name, diskPath string) string {
 // <readonly/> instead of <transient/> (libvirt cannot save a domain with a
 // transient disk).
 func (e *LibvirtEnv) DomainXMLHold(name, diskPath string) string {
-	return e.domainXML(name, diskPath, true)
+	return e.domainXML(name, diskPath, domainOpts{hold: true, readonly: true})
 }
 
-func (e *LibvirtEnv) domainXML(name, diskPath string, hold bool) string {
-	cmdline := "console=ttyS0 panic=-1 quiet vmtrust.name=" + GuestName(name)
+// MaxCmdline is the longest kernel command line the guest takes (x86's
+// COMMAND_LINE_SIZE is 2048 bytes with its terminating NUL).
+const MaxCmdline = 2047
+
+// DomainXMLNet is DomainXML for a guest with a virtio network interface
+// with MAC address mac on bridge (libvirt names its tap vnetN), which stays
+// up after its marker (its disk stays <transient/>). The guest loads its
+// NIC drivers, brings eth0 up with IPv6 DAD off, adds ips (CIDR addresses,
+// IPv4 or IPv6) to it and, when script is not empty, runs script with
+// busybox sh, its output going to the serial console, before it prints its
+// marker: MarkerLine(name) means the script has finished. The script
+// travels base64-encoded on the kernel command line, so it must be small.
+// metadata, when not empty, is put verbatim in the domain (a <metadata>
+// element, such as vmtrust's network metadata). The error says what makes
+// the command line invalid: a bad MAC, bridge or address, or a command line
+// longer than MaxCmdline.
+func (e *LibvirtEnv) DomainXMLNet(name, diskPath, mac, bridge string, ips []string, script, metadata string) (string, error) {
+	if _, err := net.ParseMAC(mac); err != nil {
+		return "", fmt.Errorf("domain %s: mac: %w", name, err)
+	}
+	if !bridgeRE.MatchString(bridge) {
+		return "", fmt.Errorf("domain %s: bridge %q is not an interface name", name, bridge)
+	}
+	for _, a := range ips {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return "", fmt.Errorf("domain %s: address: %w", name, err)
+		}
+	}
+	o := domainOpts{hold: true, mac: mac, bridge: bridge, ips: ips, script: script, metadata: metadata}
+	if n := len(o.cmdline(name)); n > MaxCmdline {
+		return "", fmt.Errorf("domain %s: kernel command line of %d bytes, more than %d: make the script smaller", name, n, MaxCmdline)
+	}
+	return e.domainXML(name, diskPath, o), nil
+}
+
+var bridgeRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+
+// domainOpts are what sets the domains of domainXML apart.
+type domainOpts struct {
+	hold     bool // the guest stays up after its marker
+	readonly bool // the disk is <readonly/>, not <transient/>
+	// An interface: mac on bridge (when bridge is not empty), addresses,
+	// a script and the domain's <metadata>.
+	mac, bridge string
+	ips         []string
+	script      string
+	metadata    string
+}
+
+// cmdline is the kernel command line of domain name's guest.
+func (o domainOpts) cmdline(name string) string {
+	c := "console=ttyS0 panic=-1 quiet vmtrust.name=" + GuestName(name)
+	if o.hold {
+		c += " vmtrust.hold=1"
+	}
+	if o.bridge != "" {
+		c += " vmtrust.net=1"
+		if len(o.ips) > 0 {
+			c += " vmtrust.ip=" + strings.Join(o.ips, ",")
+		}
+	}
+	if o.script != "" {
+		c += " vmtrust.run=" + base64.StdEncoding.EncodeToString([]byte(o.script))
+	}
+	return c
+}
+
+func (e *LibvirtEnv) domainXML(name, diskPath string, o domainOpts) string {
+	cmdline := o.cmdline(name)
 	// libvirt 9 refuses to save or migrate a domain with a transient
-	// disk, so a held guest gets its disk read-only instead.
+	// disk, so a guest to be saved gets its disk read-only instead.
 	protect := "<transient/>"
-	if hold {
-		cmdline += " vmtrust.hold=1"
+	if o.readonly {
 		protect = "<readonly/>"
 	}
 	x := func(s string) string {
@@ -234,8 +303,21 @@ func (e *LibvirtEnv) domainXML(name, diskPath string, hold bool) string {
 		_ = xml.EscapeText(&b, []byte(s)) // writes to a strings.Builder do not fail
 		return strings.ReplaceAll(b.String(), "'", "&#39;")
 	}
+	var iface string
+	if o.bridge != "" {
+		iface = `
+    <interface type='bridge'>
+      <mac address='` + x(o.mac) + `'/>
+      <source bridge='` + x(o.bridge) + `'/>
+      <model type='virtio'/>
+    </interface>`
+	}
+	var md string
+	if o.metadata != "" {
+		md = "\n  " + o.metadata
+	}
 	return `<domain type='qemu'>
-  <name>` + x(name) + `</name>
+  <name>` + x(name) + `</name>` + md + `
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
   <os>
@@ -258,7 +340,7 @@ func (e *LibvirtEnv) domainXML(name, diskPath string, hold bool) string {
     <serial type='file'>
       <source path='` + x(e.ConsoleLog(name)) + `'/>
       <target port='0'/>
-    </serial>
+    </serial>` + iface + `
     <memballoon model='none'/>
   </devices>
 </domain>

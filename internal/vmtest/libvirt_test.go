@@ -2,6 +2,7 @@ package vmtest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"os"
@@ -292,6 +293,82 @@ func TestInstanceName(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := instanceName(tc.in); got != tc.want {
 				t.Fatalf("instanceName(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDomainXMLNet(t *testing.T) {
+	env := &LibvirtEnv{KitDir: "/kit", ConsoleDir: "/c"}
+	const md = `<metadata><x:net xmlns:x="https://vmtrust.dev/xmlns/net/1"/></metadata>`
+	tests := []struct {
+		name, mac, bridge string
+		ips               []string
+		script, errHas    string
+	}{
+		{name: "full", mac: "52:54:00:00:00:01", bridge: "br0", ips: []string{"10.76.0.5/24", "fd76::5/64"}, script: "echo 'a&b' <x\n"},
+		{name: "no script, no address", mac: "52:54:00:00:00:01", bridge: "br0"},
+		{name: "bad mac", mac: "52:54:00:00:00", bridge: "br0", errHas: "mac"},
+		{name: "bad bridge", mac: "52:54:00:00:00:01", bridge: "br0' x='", errHas: "not an interface name"},
+		{name: "long bridge", mac: "52:54:00:00:00:01", bridge: strings.Repeat("b", 16), errHas: "not an interface name"},
+		{name: "address without prefix", mac: "52:54:00:00:00:01", bridge: "br0", ips: []string{"10.76.0.5"}, errHas: "address"},
+		{name: "address with space", mac: "52:54:00:00:00:01", bridge: "br0", ips: []string{"10.76.0.5/24 vmtrust.hold=0"}, errHas: "address"},
+		{name: "script too long", mac: "52:54:00:00:00:01", bridge: "br0", script: strings.Repeat("x", 1600), errHas: "more than 2047"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := env.DomainXMLNet("vm1", "/d/a.qcow2", tc.mac, tc.bridge, tc.ips, tc.script, md)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) || doc != "" {
+					t.Fatalf("DomainXMLNet = %q, %v; want no XML and an error with %q", doc, err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DomainXMLNet: %v", err)
+			}
+			var d struct {
+				Name     string `xml:"name"`
+				Metadata struct {
+					Inner string `xml:",innerxml"`
+				} `xml:"metadata"`
+				Cmdline string `xml:"os>cmdline"`
+				Disk    struct {
+					Transient *struct{} `xml:"transient"`
+				} `xml:"devices>disk"`
+				Iface struct {
+					Type string `xml:"type,attr"`
+					MAC  struct {
+						Address string `xml:"address,attr"`
+					} `xml:"mac"`
+					Source struct {
+						Bridge string `xml:"bridge,attr"`
+					} `xml:"source"`
+					Model struct {
+						Type string `xml:"type,attr"`
+					} `xml:"model"`
+				} `xml:"devices>interface"`
+			}
+			if err := xml.Unmarshal([]byte(doc), &d); err != nil {
+				t.Fatalf("DomainXMLNet is not XML: %v\n%s", err, doc)
+			}
+			if d.Name != "vm1" || d.Iface.Type != "bridge" || d.Iface.MAC.Address != tc.mac || d.Iface.Source.Bridge != tc.bridge || d.Iface.Model.Type != "virtio" || d.Disk.Transient == nil {
+				t.Fatalf("DomainXMLNet = %+v, want vm1 with a transient disk and a virtio interface %s on %s", d, tc.mac, tc.bridge)
+			}
+			if !strings.Contains(doc, md) {
+				t.Fatalf("DomainXMLNet lacks the metadata %s:\n%s", md, doc)
+			}
+			args := map[string]string{}
+			for _, f := range strings.Fields(d.Cmdline) {
+				k, v, _ := strings.Cut(f, "=")
+				args[k] = v
+			}
+			if args["vmtrust.net"] != "1" || args["vmtrust.hold"] != "1" || args["vmtrust.name"] != "vm1" || args["vmtrust.ip"] != strings.Join(tc.ips, ",") {
+				t.Fatalf("cmdline = %q, want vmtrust.net=1, vmtrust.hold=1, vmtrust.name=vm1 and vmtrust.ip=%s", d.Cmdline, strings.Join(tc.ips, ","))
+			}
+			got, err := base64.StdEncoding.DecodeString(args["vmtrust.run"])
+			if _, ok := args["vmtrust.run"]; ok != (tc.script != "") || err != nil || string(got) != tc.script {
+				t.Fatalf("cmdline vmtrust.run decodes to %q, %v; want %q", got, err, tc.script)
 			}
 		})
 	}
