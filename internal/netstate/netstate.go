@@ -364,11 +364,10 @@ func (s *Store) SavePlan(p Plan) error {
 		return fmt.Errorf("netstate: %w", err)
 	}
 	defer os.Remove(tmp.Name())
+	// Atomic but not fsynced: a plan lives only from a domain's prepare to
+	// its started call, and a host crash ends the domain too. The hook's
+	// decision time stays free of a second fsync.
 	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("netstate: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
 		tmp.Close()
 		return fmt.Errorf("netstate: %w", err)
 	}
