@@ -39,8 +39,12 @@
 //   - Apply is fail-closed: the port is quarantined in its own batch before
 //     its rules change and released only by the batch that installs them
 //     (bridge and inet side together), so a failed Apply leaves the port
-//     blocked; an Apply that changes nothing writes nothing. Remove and
-//     Reconcile clean and repair both tables.
+//     blocked; an Apply that changes nothing writes nothing. Reconcile and
+//     ApplyAll keep this order for many ports in O(1) batches: one batch
+//     quarantines every port they change, then batches of at most 100 ports
+//     install and release them. Remove and Reconcile clean and repair both
+//     tables. Apply, Remove and Quarantine read only the skeleton, the
+//     quarantine set, the verdict maps and the port's own objects.
 //
 // Per-packet cost does not grow with the number of ports: the base chains
 // look the port up in verdict maps (by interface in the bridge table, by mark

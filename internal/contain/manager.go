@@ -17,6 +17,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,14 +70,18 @@ func New(ns *os.File, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.CloseLasting()
 	if _, err := c.ListTablesOfFamily(nftables.TableFamilyBridge); err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
 	return m, nil
 }
 
+// conn returns a connection that keeps one netlink socket until
+// CloseLasting, with buffers big enough for an install batch of
+// installChunk ports and its acknowledgements.
 func (m *Manager) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 	if m.ns != nil {
 		opts = append(opts, nftables.WithNetNSFd(int(m.ns.Fd())))
 	}
@@ -85,6 +90,32 @@ func (m *Manager) conn() (*nftables.Conn, error) {
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}
 	return c, nil
+}
+
+// sockBuf is the netlink socket buffer size asked for, each way.
+const sockBuf = 32 << 20
+
+// bigBuffers raises the socket's buffers to sockBuf, past the sysctl limits
+// when the process may (CAP_NET_ADMIN), else as far as they allow.
+func bigBuffers(nc *netlink.Conn) error {
+	rc, err := nc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	var forced error
+	if err := rc.Control(func(fd uintptr) {
+		forced = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBuf))
+	}); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	if forced != nil {
+		if err := errors.Join(nc.SetWriteBuffer(sockBuf), nc.SetReadBuffer(sockBuf)); err != nil {
+			return fmt.Errorf("netlink socket buffers: %w", err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) flush(c *nftables.Conn, stage string) error {
@@ -203,7 +234,8 @@ func logExprs(r Reason, port string) []expr.Any {
 	}
 }
 
-// snapshot is the table as read from the kernel.
+// snapshot is the table as read from the kernel: all of it, or (readPorts)
+// the skeleton, the quarantine set, the verdict maps and the named ports.
 type snapshot struct {
 	exists     bool
 	baseOK     bool
@@ -217,7 +249,9 @@ type snapshot struct {
 	inetExists bool
 	inetOK     bool                       // table, map and forward chain as addInetBase makes them
 	inetChains map[string]*nftables.Chain // inet table chains by name
-	inbound    map[uint32]bool            // marks in the inbound map
+	inbound    map[uint32]string          // marks in the inbound map, to the port whose chain they name
+
+	used map[int]string // mark indexes in use, by port; built by index on first use
 }
 
 // inetPorts lists the ports that have a chain in the inet table.
@@ -231,6 +265,14 @@ func (s *snapshot) inetPorts() []string {
 	return out
 }
 
+// known reports whether s holds anything of the port.
+func (s *snapshot) known(name string) bool {
+	_, p := s.ports[name]
+	_, q := s.quarantine[name]
+	_, i := s.inetChains[chainInb(name)]
+	return p || q || i || s.fromVM[name] || s.toVM[name]
+}
+
 type portState struct {
 	meta      portMeta
 	metaOK    bool
@@ -240,11 +282,46 @@ type portState struct {
 	inb       []*nftables.Rule // the port's inet chain, when it has one
 }
 
-func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
+// reasons lists every Reason, for the names of a port's log chains.
+func reasons() []Reason {
+	return []Reason{ReasonQuarantine, ReasonRate, ReasonMACSpoof, ReasonARPSpoof, ReasonIPSpoof, ReasonIP6Spoof,
+		ReasonDHCPServer, ReasonDHCP6Server, ReasonRA, ReasonNDSpoof, ReasonEthertype, ReasonSniff,
+		ReasonPrivileged, ReasonInbound}
+}
+
+// isNotFound reports whether err is the kernel's "no such object".
+// ListChain formats its error with %v, so the text is all there is.
+func isNotFound(err error) bool {
+	return errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error())
+}
+
+// chainsByName returns the named chains of t that exist.
+func chainsByName(c *nftables.Conn, t *nftables.Table, names []string) (map[string]*nftables.Chain, error) {
+	out := map[string]*nftables.Chain{}
+	for _, n := range names {
+		ch, err := c.ListChain(t, n)
+		if err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("chain %s: %w", n, err)
+		}
+		out[n] = ch
+	}
+	return out, nil
+}
+
+// read reads the whole table (Status, Reconcile).
+func (m *Manager) read(c *nftables.Conn) (*snapshot, error) { return m.readPorts(c, nil) }
+
+// readPorts reads the table's skeleton, the quarantine set, the verdict maps
+// and, of the ports, only those in only (every port when only is nil): the
+// cost of reading one port does not grow with the number of ports' rules.
+func (m *Manager) readPorts(c *nftables.Conn, only []string) (*snapshot, error) {
 	s := &snapshot{chains: map[string]*nftables.Chain{}, ports: map[string]portState{},
 		fromVM: map[string]bool{}, toVM: map[string]bool{}, quarantine: map[string]nftables.SetElement{},
-		sets: map[string]bool{}, inetChains: map[string]*nftables.Chain{}, inbound: map[uint32]bool{}}
-	if err := m.readInet(c, s); err != nil {
+		sets: map[string]bool{}, inetChains: map[string]*nftables.Chain{}, inbound: map[uint32]string{}}
+	if err := m.readInet(c, s, only); err != nil {
 		return nil, err
 	}
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyBridge)
@@ -255,23 +332,51 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 		return s, nil
 	}
 	s.exists = true
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
-	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table.Name == TableName {
-			s.chains[ch.Name] = ch
+	byName := map[string]*nftables.Set{}
+	logQuar := "log_" + string(ReasonQuarantine)
+	if only == nil {
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
+		if err != nil {
+			return nil, fmt.Errorf("list chains: %w", err)
+		}
+		for _, ch := range chains {
+			if ch.Table.Name == TableName {
+				s.chains[ch.Name] = ch
+			}
+		}
+		sets, err := c.GetSets(table)
+		if err != nil {
+			return nil, fmt.Errorf("list sets: %w", err)
+		}
+		for _, st := range sets {
+			byName[st.Name] = st
+		}
+	} else {
+		names := []string{chainPre, chainFwd, logQuar}
+		setNames := []string{setQuarantine, mapFromVM, mapToVM}
+		for _, p := range only {
+			names = append(names, chainIn(p), chainOut(p))
+			for _, r := range reasons() {
+				names = append(names, chainLog(p, r))
+			}
+			setNames = append(setNames, setIP4(p), setIP6(p), setPriv4(p), setPriv6(p))
+		}
+		if s.chains, err = chainsByName(c, table, names); err != nil {
+			return nil, err
+		}
+		for _, n := range setNames {
+			st, err := c.GetSetByName(table, n)
+			if err != nil {
+				if isNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("set %s: %w", n, err)
+			}
+			byName[n] = st
 		}
 	}
-	sets, err := c.GetSets(table)
-	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	byName := map[string]*nftables.Set{}
-	for _, st := range sets {
-		byName[st.Name] = st
-		s.sets[st.Name] = true
+	for n := range byName {
+		s.sets[n] = true
 	}
 	elems := func(name string) ([]nftables.SetElement, error) {
 		st, ok := byName[name]
@@ -301,7 +406,7 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 		s.quarantine[ifnameString(e.Key)] = e
 	}
 	s.baseOK = byName[setQuarantine] != nil && byName[mapFromVM] != nil && byName[mapToVM] != nil
-	for _, n := range []string{chainPre, chainFwd, "log_" + string(ReasonQuarantine)} {
+	for _, n := range []string{chainPre, chainFwd, logQuar} {
 		ch, ok := s.chains[n]
 		if !ok {
 			s.baseOK = false
@@ -315,12 +420,24 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 			s.baseOK = false
 		}
 	}
+	// A port's log chains, "log_REASON_PORT" (a reason has no "_"), in one pass.
+	logChains := map[string][]string{}
+	for cn := range s.chains {
+		rest, ok := strings.CutPrefix(cn, "log_")
+		if !ok || cn == logQuar {
+			continue
+		}
+		if r, port, ok := strings.Cut(rest, "_"); ok && chainLog(port, Reason(r)) == cn {
+			logChains[port] = append(logChains[port], cn)
+		}
+	}
 	for name, ch := range s.chains {
 		port, ok := strings.CutPrefix(name, "in_")
 		if !ok {
 			continue
 		}
-		var ps portState
+		ps := portState{logChains: logChains[port]}
+		slices.Sort(ps.logChains)
 		if ps.in, err = c.GetRules(table, ch); err != nil {
 			return nil, fmt.Errorf("chain %s: %w", name, err)
 		}
@@ -350,13 +467,6 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 			}
 			slices.SortFunc(*set.dst, netip.Addr.Compare)
 		}
-		for cn := range s.chains {
-			if strings.HasPrefix(cn, "log_") && strings.HasSuffix(cn, "_"+port) && cn != "log_"+string(ReasonQuarantine) {
-				if r := strings.TrimSuffix(strings.TrimPrefix(cn, "log_"), "_"+port); chainLog(port, Reason(r)) == cn {
-					ps.logChains = append(ps.logChains, cn)
-				}
-			}
-		}
 		if ch, ok := s.inetChains[chainInb(port)]; ok {
 			if ps.inb, err = c.GetRules(inetTable, ch); err != nil {
 				return nil, fmt.Errorf("chain inet %s: %w", ch.Name, err)
@@ -367,8 +477,8 @@ func (m *Manager) read(c *nftables.Conn) (*snapshot, error) {
 	return s, nil
 }
 
-// readInet fills the inet side of s.
-func (m *Manager) readInet(c *nftables.Conn, s *snapshot) error {
+// readInet fills the inet side of s (of the ports in only; all when nil).
+func (m *Manager) readInet(c *nftables.Conn, s *snapshot, only []string) error {
 	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return fmt.Errorf("list inet tables: %w", err)
@@ -377,13 +487,23 @@ func (m *Manager) readInet(c *nftables.Conn, s *snapshot) error {
 		return nil
 	}
 	s.inetExists = true
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return fmt.Errorf("list inet chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table.Name == TableName {
-			s.inetChains[ch.Name] = ch
+	if only == nil {
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("list inet chains: %w", err)
+		}
+		for _, ch := range chains {
+			if ch.Table.Name == TableName {
+				s.inetChains[ch.Name] = ch
+			}
+		}
+	} else {
+		names := []string{chainFwd}
+		for _, p := range only {
+			names = append(names, chainInb(p), chainLog(p, ReasonInbound))
+		}
+		if s.inetChains, err = chainsByName(c, inetTable, names); err != nil {
+			return err
 		}
 	}
 	sets, err := c.GetSets(inetTable)
@@ -410,7 +530,11 @@ func (m *Manager) readInet(c *nftables.Conn, s *snapshot) error {
 	}
 	for _, e := range es {
 		if len(e.Key) == 4 {
-			s.inbound[binaryutil.NativeEndian.Uint32(e.Key)] = true
+			owner := ""
+			if e.VerdictData != nil {
+				owner, _ = strings.CutPrefix(e.VerdictData.Chain, "inb_")
+			}
+			s.inbound[binaryutil.NativeEndian.Uint32(e.Key)] = owner
 		}
 	}
 	s.inetOK = len(rules) == 2
@@ -424,26 +548,39 @@ func (s *snapshot) inetMatches(p Port, idx int) bool {
 	if !inboundRestricted(p) {
 		return !hasChain && !hasLog
 	}
-	return s.inetOK && ch != nil && hasLog && len(s.ports[p.Name].inb) == 1 && s.inbound[markOf(idx)]
+	_, mapped := s.inbound[markOf(idx)]
+	return s.inetOK && ch != nil && hasLog && len(s.ports[p.Name].inb) == 1 && mapped
 }
 
 // index returns the mark index for p: the one it has, else the lowest free
-// one; 0 when p does not need one.
+// one; 0 when p does not need one. The indexes in use are those of the ports
+// read and the marks in the inbound map (whose elements name their port), so
+// a partial snapshot allocates as a whole one does.
 func (s *snapshot) index(p Port) (int, error) {
 	if !inboundRestricted(p) {
 		return 0, nil
 	}
-	used := map[int]string{}
-	for n, ps := range s.ports {
-		if ps.metaOK && ps.meta.Index > 0 {
-			used[ps.meta.Index] = n
+	if s.used == nil {
+		s.used = map[int]string{}
+		for n, ps := range s.ports {
+			if ps.metaOK && ps.meta.Index > 0 {
+				s.used[ps.meta.Index] = n
+			}
+		}
+		for mk, owner := range s.inbound {
+			if i := int(mk &^ markBase); mk&^maxIndex == markBase && i > 0 {
+				if _, ok := s.used[i]; !ok {
+					s.used[i] = owner
+				}
+			}
 		}
 	}
-	if ps, ok := s.ports[p.Name]; ok && ps.metaOK && ps.meta.Index > 0 && used[ps.meta.Index] == p.Name {
+	if ps, ok := s.ports[p.Name]; ok && ps.metaOK && ps.meta.Index > 0 && s.used[ps.meta.Index] == p.Name {
 		return ps.meta.Index, nil
 	}
 	for i := 1; i <= maxIndex; i++ {
-		if _, ok := used[i]; !ok {
+		if _, ok := s.used[i]; !ok {
+			s.used[i] = p.Name
 			return i, nil
 		}
 	}
@@ -469,7 +606,7 @@ func addrElems(as []netip.Addr) []nftables.SetElement {
 }
 
 // Apply makes the kernel enforce p on its port. It is idempotent: when the
-// kernel already matches p nothing is written.
+// kernel already matches p nothing is written. It reads only what p needs.
 func (m *Manager) Apply(ctx context.Context, p Port) error {
 	if err := p.Validate(); err != nil {
 		return err
@@ -480,27 +617,90 @@ func (m *Manager) Apply(ctx context.Context, p Port) error {
 	if err != nil {
 		return err
 	}
-	s, err := m.read(c)
+	defer c.CloseLasting()
+	s, err := m.readPorts(c, []string{p.Name})
 	if err != nil {
 		return err
 	}
-	_, err = m.apply(ctx, c, s, p)
-	return err
+	_, errs := m.applyAll(ctx, s, []Port{p}, nil)
+	return errors.Join(errs...)
 }
 
-// apply returns "added", "updated" or "" (unchanged).
-func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Port) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("port %s: %w", p.Name, err)
+// ApplyAll applies every port of ps like Apply, in O(1) batches rather than
+// two per port: one batch quarantines every port whose rules change, then
+// batches of up to installChunk ports install them and release them.
+// Ports not listed are left alone.
+func (m *Manager) ApplyAll(ctx context.Context, ps []Port) error {
+	seen := map[string]bool{}
+	names := make([]string, 0, len(ps))
+	for _, p := range ps {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("port %q: listed twice: %w", p.Name, ErrInvalidPort)
+		}
+		seen[p.Name] = true
+		names = append(names, p.Name)
 	}
-	v4, v6 := wantAddrs(p)
-	ps, present := s.ports[p.Name]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.conn()
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	if len(names) > partialReadMax {
+		names = nil // many ports: one read of everything is cheaper
+	}
+	s, err := m.readPorts(c, names)
+	if err != nil {
+		return err
+	}
+	_, errs := m.applyAll(ctx, s, ps, nil)
+	return errors.Join(errs...)
+}
+
+const (
+	// installChunk bounds the ports one install batch carries, so that a
+	// batch and its acknowledgements fit the netlink socket's buffers.
+	installChunk = 100
+	// partialReadMax: above this many ports ApplyAll reads the whole table.
+	partialReadMax = 32
+)
+
+// step is one port's planned change.
+type step struct {
+	p        Port
+	idx      int
+	v4, v6   []netip.Addr
+	ps       portState
+	present  bool
+	full     bool   // the rules are rebuilt (the port was quarantined first); else a lease change
+	applying bool   // the install batch releases the port from vmtrust's quarantine
+	kind     string // "added", "updated" or "" (unchanged)
+	err      error
+}
+
+// plan decides what p needs and queues on qc what must come first: the
+// skeleton when missing and the port's quarantine when its rules change.
+// It updates s as if qc were committed.
+func (m *Manager) plan(ctx context.Context, qc *nftables.Conn, s *snapshot, p Port) (st step, queued bool) {
+	st = step{p: p}
+	if err := ctx.Err(); err != nil {
+		st.err = fmt.Errorf("port %s: %w", p.Name, err)
+		return st, false
+	}
+	st.v4, st.v6 = wantAddrs(p)
+	st.ps, st.present = s.ports[p.Name]
 	q, quarantined := s.quarantine[p.Name]
-	applying := quarantined && q.Comment == applyingMark
+	st.applying = quarantined && q.Comment == applyingMark
 	idx, err := s.index(p)
 	if err != nil {
-		return "", err
+		st.err = err
+		return st, false
 	}
+	st.idx = idx
 	// Without br_netfilter the inet chain never sees bridged frames: such a
 	// port is quarantined and the error returned, rather than left open.
 	var brErr error
@@ -517,70 +717,193 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 	want.Index = idx
 	privOK := s.sets[setPriv4(p.Name)] == (len(privElems(p.Privileged, true)) > 0) &&
 		s.sets[setPriv6(p.Name)] == (len(privElems(p.Privileged, false)) > 0)
-	sameRules := present && s.baseOK && ps.metaOK && ps.meta == want && s.fromVM[p.Name] && s.toVM[p.Name] &&
+	sameRules := st.present && s.baseOK && st.ps.metaOK && st.ps.meta == want && s.fromVM[p.Name] && s.toVM[p.Name] &&
 		privOK && s.inetMatches(p, idx)
-	if sameRules && len(ps.out) > 0 && brErr == nil {
-		if slices.Equal(ps.ip4, v4) && slices.Equal(ps.ip6, v6) && !applying {
-			return "", nil
+	if sameRules && len(st.ps.out) > 0 && brErr == nil {
+		if slices.Equal(st.ps.ip4, st.v4) && slices.Equal(st.ps.ip6, st.v6) && !st.applying {
+			return st, false
 		}
-		// A lease change: set elements only.
-		if err := m.updateAddrs(c, p.Name, ps, v4, v6, applying); err != nil {
-			return "", err
-		}
-		m.log.InfoContext(ctx, "containment addresses updated", "port", p.Name, "vm", p.VM)
-		return "updated", nil
+		st.kind = "updated" // a lease change: set elements only
+		return st, false
 	}
 
-	// Fail closed: block the port in its own batch first.
+	// Fail closed: block the port in the batch before the one that changes its rules.
+	st.full = true
 	if !s.exists || !s.baseOK {
 		if s.exists {
-			c.DelTable(table) // a damaged skeleton is rebuilt; ports are re-applied by Reconcile
+			qc.DelTable(table) // a damaged skeleton is rebuilt; ports are re-applied by Reconcile
 			clear(s.ports)
 			clear(s.fromVM)
 			clear(s.toVM)
 			clear(s.quarantine)
 			clear(s.chains)
 			clear(s.sets)
-			present, quarantined = false, false
+			st.present, quarantined = false, false
 		}
-		if err := addBase(c); err != nil {
-			return "", err
+		if err := addBase(qc); err != nil {
+			st.err = err
+			return st, true
 		}
+		s.exists, s.baseOK = true, true
+		queued = true
 	}
-	quar, from, to := baseSets()
+	quar, _, _ := baseSets()
 	if inboundRestricted(p) && !s.inetOK {
 		if s.inetExists {
-			c.DelTable(inetTable) // rebuilt; other ports' inet side is re-applied by Reconcile
+			qc.DelTable(inetTable) // rebuilt; other ports' inet side is re-applied by Reconcile
 			clear(s.inetChains)
 			clear(s.inbound)
-			s.inetExists = false
 		}
-		if err := addInetBase(c); err != nil {
-			return "", err
+		if err := addInetBase(qc); err != nil {
+			st.err = err
+			return st, true
 		}
+		s.inetExists, s.inetOK = true, true
+		queued = true
 	}
 	if !quarantined {
-		if err := c.SetAddElements(quar, []nftables.SetElement{{Key: ifname(p.Name), Comment: applyingMark}}); err != nil {
-			return "", err
+		if err := qc.SetAddElements(quar, []nftables.SetElement{{Key: ifname(p.Name), Comment: applyingMark}}); err != nil {
+			st.err = err
+			return st, true
 		}
-		applying = true
+		st.applying = true
+		queued = true
+		s.quarantine[p.Name] = nftables.SetElement{Key: ifname(p.Name), Comment: applyingMark}
 	}
-	if err := m.flush(c, "quarantine"); err != nil {
-		return "", err
+	st.err = brErr
+	st.kind = "added"
+	if st.present {
+		st.kind = "updated"
 	}
-	s.exists, s.baseOK = true, true
-	if inboundRestricted(p) && !s.inetOK {
-		s.inetExists, s.inetOK = true, true
+	return st, queued
+}
+
+// applyAll plans every port, commits one quarantine batch, then removes the
+// ports in removes and installs the planned changes in batches of at most
+// installChunk ports, each releasing its own ports. It returns what
+// happened to each port of ps ("added", "updated", "" unchanged, or
+// "failed") and the errors; a port whose batch failed stays quarantined.
+func (m *Manager) applyAll(ctx context.Context, s *snapshot, ps []Port, removes []string) ([]string, []error) {
+	kinds := make([]string, len(ps))
+	fail := func(i int) { kinds[i] = "failed" }
+	var errs []error
+	qc, err := m.conn()
+	if err != nil {
+		for i := range kinds {
+			fail(i)
+		}
+		return kinds, []error{err}
 	}
-	s.quarantine[p.Name] = nftables.SetElement{Key: ifname(p.Name), Comment: applyingMark}
+	defer qc.CloseLasting()
+	steps := make([]step, 0, len(ps))
+	anyQ := false
+	for _, p := range ps {
+		st, q := m.plan(ctx, qc, s, p)
+		anyQ = anyQ || q
+		steps = append(steps, st)
+	}
+	if anyQ {
+		if err := m.flush(qc, "quarantine"); err != nil {
+			for i := range kinds {
+				fail(i)
+			}
+			return kinds, []error{err}
+		}
+	}
+	for i := range steps {
+		if steps[i].err != nil {
+			fail(i)
+			errs = append(errs, steps[i].err)
+		}
+	}
 	if err := ctx.Err(); err != nil {
-		return "", fmt.Errorf("port %s: %w", p.Name, err)
-	}
-	if brErr != nil {
-		return "", brErr
+		for i := range steps {
+			if steps[i].kind != "" {
+				fail(i)
+			}
+		}
+		return kinds, append(errs, err)
 	}
 
-	if present || s.fromVM[p.Name] || s.toVM[p.Name] || slices.Contains(s.inetPorts(), p.Name) {
+	for start := 0; start < len(removes); start += installChunk {
+		chunk := removes[start:min(start+installChunk, len(removes))]
+		if err := m.removeBatch(ctx, s, chunk); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	var todo []int
+	for i, st := range steps {
+		if st.err == nil && st.kind != "" {
+			todo = append(todo, i)
+		}
+	}
+	for start := 0; start < len(todo); start += installChunk {
+		chunk := todo[start:min(start+installChunk, len(todo))]
+		if err := m.installBatch(ctx, s, steps, chunk); err != nil {
+			errs = append(errs, err)
+			for _, i := range chunk {
+				fail(i)
+			}
+			continue
+		}
+		for _, i := range chunk {
+			kinds[i] = steps[i].kind
+		}
+	}
+	return kinds, errs
+}
+
+// installBatch commits, in one batch, the changes of steps[chunk].
+func (m *Manager) installBatch(ctx context.Context, s *snapshot, steps []step, chunk []int) error {
+	c, err := m.conn()
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	for _, i := range chunk {
+		st := &steps[i]
+		var err error
+		if st.full {
+			err = m.queueInstall(c, s, st)
+		} else {
+			err = queueAddrs(c, st.p.Name, st.ps, st.v4, st.v6, st.applying)
+		}
+		if err != nil {
+			return fmt.Errorf("port %s: %w (the port stays quarantined)", st.p.Name, err)
+		}
+	}
+	if err := m.flush(c, "port"); err != nil {
+		names := make([]string, len(chunk))
+		for j, i := range chunk {
+			names[j] = steps[i].p.Name
+		}
+		return fmt.Errorf("port %s: %w (the port stays quarantined)", strings.Join(names, ","), err)
+	}
+	for _, i := range chunk {
+		st := &steps[i]
+		if st.applying {
+			delete(s.quarantine, st.p.Name)
+		}
+		if st.full {
+			// Enough of the new state for a later port's index allocation.
+			want := metaOf(st.p)
+			want.Index = st.idx
+			s.ports[st.p.Name] = portState{meta: want, metaOK: true}
+			m.log.InfoContext(ctx, "containment applied", "port", st.p.Name, "vm", st.p.VM, "class", st.p.Class)
+		} else {
+			m.log.InfoContext(ctx, "containment addresses updated", "port", st.p.Name, "vm", st.p.VM)
+		}
+	}
+	return nil
+}
+
+// queueInstall queues the replacement of everything of st.p and its release.
+func (m *Manager) queueInstall(c *nftables.Conn, s *snapshot, st *step) error {
+	p, idx := st.p, st.idx
+	_, from, to := baseSets()
+	quar, _, _ := baseSets()
+	if st.present || s.known(p.Name) {
 		m.queueRemove(c, s, p.Name, false)
 	}
 	pr := build(p, idx)
@@ -589,8 +912,8 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 		set   *nftables.Set
 		elems []nftables.SetElement
 	}{
-		{&nftables.Set{Table: table, Name: setIP4(p.Name), KeyType: nftables.TypeIPAddr}, addrElems(v4)},
-		{&nftables.Set{Table: table, Name: setIP6(p.Name), KeyType: nftables.TypeIP6Addr}, addrElems(v6)},
+		{&nftables.Set{Table: table, Name: setIP4(p.Name), KeyType: nftables.TypeIPAddr}, addrElems(st.v4)},
+		{&nftables.Set{Table: table, Name: setIP6(p.Name), KeyType: nftables.TypeIP6Addr}, addrElems(st.v6)},
 		{&nftables.Set{Table: table, Name: setPriv4(p.Name), KeyType: nftables.TypeIPAddr, Interval: true}, privElems(p.Privileged, true)},
 		{&nftables.Set{Table: table, Name: setPriv6(p.Name), KeyType: nftables.TypeIP6Addr, Interval: true}, privElems(p.Privileged, false)},
 	} {
@@ -598,7 +921,7 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 			continue
 		}
 		if err := c.AddSet(x.set, x.elems); err != nil {
-			return "", fmt.Errorf("port %s: set %s: %w", p.Name, x.set.Name, err)
+			return fmt.Errorf("set %s: %w", x.set.Name, err)
 		}
 		ids[x.set.Name] = x.set.ID
 	}
@@ -616,7 +939,7 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 		}
 		inb, _ := inetBase()
 		if err := c.SetAddElements(inb, []nftables.SetElement{{Key: markBytes(idx), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: ich.Name}}}); err != nil {
-			return "", err
+			return err
 		}
 	}
 	for r, rules := range pr.logs {
@@ -639,32 +962,22 @@ func (m *Manager) apply(ctx context.Context, c *nftables.Conn, s *snapshot, p Po
 		}
 	}
 	if err := c.SetAddElements(from, []nftables.SetElement{{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainIn(p.Name)}}}); err != nil {
-		return "", err
+		return err
 	}
 	if err := c.SetAddElements(to, []nftables.SetElement{{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainOut(p.Name)}}}); err != nil {
-		return "", err
+		return err
 	}
-	if applying {
+	if st.applying {
 		if err := c.SetDeleteElements(quar, []nftables.SetElement{{Key: ifname(p.Name)}}); err != nil {
-			return "", err
+			return err
 		}
 	}
-	if err := m.flush(c, "port"); err != nil {
-		return "", fmt.Errorf("port %s: %w (the port stays quarantined)", p.Name, err)
-	}
-	if applying {
-		delete(s.quarantine, p.Name)
-	}
-	// Enough of the new state for the next port's index allocation (Reconcile).
-	s.ports[p.Name] = portState{meta: want, metaOK: true}
-	m.log.InfoContext(ctx, "containment applied", "port", p.Name, "vm", p.VM, "class", p.Class)
-	if present {
-		return "updated", nil
-	}
-	return "added", nil
+	return nil
 }
 
-func (m *Manager) updateAddrs(c *nftables.Conn, port string, ps portState, v4, v6 []netip.Addr, applying bool) error {
+// queueAddrs queues a lease change: the port's address set elements, and
+// its release when vmtrust had quarantined it.
+func queueAddrs(c *nftables.Conn, port string, ps portState, v4, v6 []netip.Addr, applying bool) error {
 	for _, x := range []struct {
 		set        *nftables.Set
 		have, want []netip.Addr
@@ -700,7 +1013,7 @@ func (m *Manager) updateAddrs(c *nftables.Conn, port string, ps portState, v4, v
 			return err
 		}
 	}
-	return m.flush(c, "port")
+	return nil
 }
 
 // queueRemove queues the deletion of everything of port that s says exists.
@@ -716,7 +1029,7 @@ func (m *Manager) queueRemove(c *nftables.Conn, s *snapshot, port string, withQu
 		_ = c.SetDeleteElements(quar, []nftables.SetElement{{Key: ifname(port)}})
 	}
 	ps := s.ports[port]
-	if ps.metaOK && ps.meta.Index > 0 && s.inbound[markOf(ps.meta.Index)] {
+	if _, ok := s.inbound[markOf(ps.meta.Index)]; ok && ps.metaOK && ps.meta.Index > 0 {
 		inb, _ := inetBase()
 		_ = c.SetDeleteElements(inb, []nftables.SetElement{{Key: markBytes(ps.meta.Index)}})
 		delete(s.inbound, markOf(ps.meta.Index))
@@ -765,23 +1078,41 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s, err := m.read(c)
+	defer c.CloseLasting()
+	s, err := m.readPorts(c, []string{name})
 	if err != nil {
 		return err
 	}
-	return m.remove(ctx, c, s, name)
+	return m.removeBatch(ctx, s, []string{name})
 }
 
-func (m *Manager) remove(ctx context.Context, c *nftables.Conn, s *snapshot, name string) error {
-	_, q := s.quarantine[name]
-	if _, ok := s.ports[name]; !ok && !q && !s.fromVM[name] && !s.toVM[name] && !slices.Contains(s.inetPorts(), name) {
+// removeBatch removes the named ports (those s knows) in one batch.
+func (m *Manager) removeBatch(ctx context.Context, s *snapshot, names []string) error {
+	c, err := m.conn()
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	var done []string
+	for _, n := range names {
+		if s.known(n) {
+			m.queueRemove(c, s, n, true)
+			done = append(done, n)
+		}
+	}
+	if len(done) == 0 {
 		return nil
 	}
-	m.queueRemove(c, s, name, true)
 	if err := m.flush(c, "remove"); err != nil {
-		return fmt.Errorf("port %s: remove: %w", name, err)
+		return fmt.Errorf("port %s: remove: %w", strings.Join(done, ","), err)
 	}
-	m.log.InfoContext(ctx, "containment removed", "port", name)
+	for _, n := range done {
+		delete(s.ports, n)
+		delete(s.quarantine, n)
+		delete(s.fromVM, n)
+		delete(s.toVM, n)
+		m.log.InfoContext(ctx, "containment removed", "port", n)
+	}
 	return nil
 }
 
@@ -800,7 +1131,8 @@ func (m *Manager) Quarantine(ctx context.Context, name string, on bool) error {
 	if err != nil {
 		return err
 	}
-	s, err := m.read(c)
+	defer c.CloseLasting()
+	s, err := m.readPorts(c, []string{})
 	if err != nil {
 		return err
 	}
@@ -846,6 +1178,7 @@ func (m *Manager) Status(ctx context.Context) ([]PortStatus, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer c.CloseLasting()
 	s, err := m.read(c)
 	if err != nil {
 		return nil, err
@@ -915,9 +1248,11 @@ func (m *Manager) Status(ctx context.Context) ([]PortStatus, error) {
 }
 
 // Reconcile makes the kernel match want: ports not wanted are removed,
-// missing or different ones applied (each port in its own fail-closed
-// batches), a missing or damaged table recreated. Quarantine set by an
-// operator survives for wanted ports.
+// missing or different ones applied, a missing or damaged table recreated.
+// It stays fail-closed in O(1) commits rather than two per port: one batch
+// quarantines every port it will add or change, then batches of up to
+// installChunk ports remove the stale ports and install and release the
+// others. Quarantine set by an operator survives for wanted ports.
 func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, error) {
 	var rep ReconcileReport
 	seen := map[string]bool{}
@@ -936,6 +1271,7 @@ func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, 
 	if err != nil {
 		return rep, err
 	}
+	defer c.CloseLasting()
 	s, err := m.read(c)
 	if err != nil {
 		return rep, err
@@ -993,31 +1329,26 @@ func (m *Manager) Reconcile(ctx context.Context, want []Port) (ReconcileReport, 
 	for _, n := range s.inetPorts() {
 		stale[n] = true
 	}
-	var errs []error
+	var removes []string
 	for n := range stale {
-		if seen[n] {
-			continue
+		if !seen[n] {
+			removes = append(removes, n)
 		}
-		if err := m.remove(ctx, c, s, n); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.Removed = append(rep.Removed, n)
 	}
-	for _, p := range want {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
+	slices.Sort(removes)
+	kinds, errs := m.applyAll(ctx, s, want, removes)
+	for _, n := range removes {
+		if !s.known(n) {
+			rep.Removed = append(rep.Removed, n)
 		}
-		changed, err := m.apply(ctx, c, s, p)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case changed == "added":
+	}
+	for i, p := range want {
+		switch kinds[i] {
+		case "added":
 			rep.Added = append(rep.Added, p.Name)
-		case changed == "updated":
+		case "updated":
 			rep.Updated = append(rep.Updated, p.Name)
-		default:
+		case "":
 			rep.Unchanged = append(rep.Unchanged, p.Name)
 		}
 	}
