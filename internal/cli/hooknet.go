@@ -19,9 +19,14 @@ import (
 )
 
 // savePlan keeps what an allowed domain's network containment will be, for
-// the hook's "started begin" call. A domain that cannot be contained is not
-// started: the caller denies on error.
+// the hook's "started begin" call; a domain without network interfaces
+// needs none. A domain that cannot be contained is not started: the caller
+// denies on error (libvirt always passes the domain's UUID, which keys the
+// plan).
 func savePlan(g *Globals, d admission.Decision) error {
+	if len(d.MACs) == 0 {
+		return nil // no network interface: nothing to contain
+	}
 	if d.ProfileDetail == nil {
 		return errors.New("the allowed decision names no containment profile")
 	}
