@@ -4,6 +4,7 @@
 //	containbench -netns NAME apply SPEC       Apply every port of SPEC, one call each, timed
 //	containbench -netns NAME reconcile SPEC   Reconcile(SPEC's ports), one call, timed
 //	containbench -netns NAME noop SPEC        Apply every port of SPEC again, timed (each must be a no-op)
+//	containbench -netns NAME one SPEC         one Apply of SPEC's last port, then its Remove, each timed
 //	containbench -netns NAME status PORT      the port's PortStatus as JSON
 //
 // NAME is a network namespace under /run/netns; the Manager works on the
@@ -18,6 +19,12 @@
 // reconcile: ports, seconds, added. noop prints what apply prints, for
 // Apply calls on ports already installed as SPEC says: what one Apply costs
 // before it writes anything (reading the table), with the table as it is.
+// one requires (untimed, with Status) every port of SPEC but the last to be
+// installed and the last to be absent; it times one Apply of the last port
+// and one Remove of it, each checked (untimed) with PortStatus, which reads
+// that port only: installed ports, apply_ms, remove_ms. reconcile and one
+// also print the process's CPU time (user + system, all threads) over each
+// timed call, the cost without the waits of a busy machine.
 // -cpuprofile FILE writes a CPU profile of the operation. Progress and errors
 // go to stderr.
 package main
@@ -36,6 +43,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmtrust/vmtrust/internal/contain"
@@ -45,7 +53,7 @@ func main() {
 	netns := flag.String("netns", "", "network namespace name (under /run/netns)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the operation to this file")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: containbench [-cpuprofile FILE] -netns NAME apply|reconcile|noop SPEC | status PORT\n")
+		fmt.Fprintf(os.Stderr, "usage: containbench [-cpuprofile FILE] -netns NAME apply|reconcile|noop|one SPEC | status PORT\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -108,6 +116,12 @@ func run(ctx context.Context, log *slog.Logger, netns, op, arg string) (any, err
 			return nil, err
 		}
 		return out, check(ctx, m, ports, op != "noop")
+	case "one":
+		ports, err := readSpec(arg)
+		if err != nil {
+			return nil, err
+		}
+		return timeOne(ctx, m, ports)
 	case "status":
 		st, err := m.Status(ctx)
 		if err != nil {
@@ -120,7 +134,7 @@ func run(ctx context.Context, log *slog.Logger, netns, op, arg string) (any, err
 		}
 		return nil, fmt.Errorf("port %s: not in the table", arg)
 	}
-	return nil, fmt.Errorf("operation %q: not apply, reconcile, noop or status", op)
+	return nil, fmt.Errorf("operation %q: not apply, reconcile, noop, one or status", op)
 }
 
 // readSpec parses SPEC: "NAME MAC IPV4 IPV6" a line.
@@ -218,18 +232,80 @@ type ReconcileResult struct {
 	Op      string  `json:"op"`
 	Ports   int     `json:"ports"`
 	Seconds float64 `json:"seconds"`
+	CPU     float64 `json:"cpu_seconds"`
 	Added   int     `json:"added"`
 	Table   bool    `json:"table_created"`
 }
 
 func timeReconcile(ctx context.Context, m *contain.Manager, ports []contain.Port) (ReconcileResult, error) {
-	begin := time.Now()
+	cpu0, begin := cpuTime(), time.Now()
 	rep, err := m.Reconcile(ctx, ports)
-	d := time.Since(begin)
+	d, cpu := time.Since(begin), cpuTime()-cpu0
 	if err != nil {
 		return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
 	}
-	return ReconcileResult{Op: "reconcile", Ports: len(ports), Seconds: d.Seconds(), Added: len(rep.Added), Table: rep.Table}, nil
+	return ReconcileResult{Op: "reconcile", Ports: len(ports), Seconds: d.Seconds(), CPU: cpu.Seconds(),
+		Added: len(rep.Added), Table: rep.Table}, nil
+}
+
+// cpuTime is the process's user and system time so far, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// OneResult is what one prints.
+type OneResult struct {
+	Op          string  `json:"op"`
+	Installed   int     `json:"ports_installed"` // before the Apply
+	Port        string  `json:"port"`
+	ApplyMs     float64 `json:"apply_ms"`
+	ApplyCPUMs  float64 `json:"apply_cpu_ms"`
+	RemoveMs    float64 `json:"remove_ms"`
+	RemoveCPUMs float64 `json:"remove_cpu_ms"`
+}
+
+func millis(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// timeOne times one Apply of the last port of ports, with the others
+// installed, and one Remove of it.
+func timeOne(ctx context.Context, m *contain.Manager, ports []contain.Port) (OneResult, error) {
+	if len(ports) < 2 {
+		return OneResult{}, fmt.Errorf("one: the spec needs the installed ports and the new one")
+	}
+	p := ports[len(ports)-1]
+	if err := check(ctx, m, ports[:len(ports)-1], true); err != nil {
+		return OneResult{}, fmt.Errorf("one: before: %w", err)
+	}
+	out := OneResult{Op: "one", Installed: len(ports) - 1, Port: p.Name}
+
+	cpu0, begin := cpuTime(), time.Now()
+	err := m.Apply(ctx, p)
+	out.ApplyMs, out.ApplyCPUMs = millis(time.Since(begin)), millis(cpuTime()-cpu0)
+	if err != nil {
+		return out, fmt.Errorf("one: apply %s: %w", p.Name, err)
+	}
+	st, ok, err := m.PortStatus(ctx, p.Name)
+	switch {
+	case err != nil:
+		return out, fmt.Errorf("one: status %s: %w", p.Name, err)
+	case !ok || st.Quarantined || st.VM != p.VM || st.MAC != p.MAC.String():
+		return out, fmt.Errorf("one: port %s after Apply: found %v, %+v; want installed, not quarantined", p.Name, ok, st)
+	}
+
+	cpu0, begin = cpuTime(), time.Now()
+	err = m.Remove(ctx, p.Name)
+	out.RemoveMs, out.RemoveCPUMs = millis(time.Since(begin)), millis(cpuTime()-cpu0)
+	if err != nil {
+		return out, fmt.Errorf("one: remove %s: %w", p.Name, err)
+	}
+	if _, ok, err := m.PortStatus(ctx, p.Name); err != nil || ok {
+		return out, fmt.Errorf("one: port %s after Remove: found %v, %v; want gone", p.Name, ok, err)
+	}
+	return out, nil
 }
 
 // check requires the kernel to hold ports (exactly them when exact), none quarantined.

@@ -35,7 +35,13 @@
 //   - a quarantined port is dropped in both directions; quarantine is one set
 //     element and takes effect with the next packet;
 //   - every drop rule has its own counter and carries "vmtrust REASON PORT" as
-//     its comment; drops are logged to nflog group NFLogGroup, rate limited;
+//     its comment, so each port has a counter per reason; it jumps to the
+//     table-wide chain "log_REASON", which logs to nflog group NFLogGroup
+//     with the prefix "vmtrust REASON " and drops. The log is rate limited
+//     per reason for all ports together (10 packets/s, burst 20): a flood
+//     from one port can crowd other ports' lines of the same reason out of
+//     the log, never out of their counters. The port is not in the prefix;
+//     the IDS takes it from the packet's interface attributes;
 //   - Apply is fail-closed: the port is quarantined in its own batch before
 //     its rules change and released only by the batch that installs them
 //     (bridge and inet side together), so a failed Apply leaves the port
@@ -43,8 +49,15 @@
 //     ApplyAll keep this order for many ports in O(1) batches: one batch
 //     quarantines every port they change, then batches of at most 100 ports
 //     install and release them. Remove and Reconcile clean and repair both
-//     tables. Apply, Remove and Quarantine read only the skeleton, the
-//     quarantine set, the verdict maps and the port's own objects.
+//     tables. Apply, Remove, Quarantine and PortStatus read only the
+//     skeleton, the quarantine set, the verdict maps and the port's own
+//     objects. The quarantine, install and remove batches ask the kernel for
+//     errors only, not for an acknowledgement per message; a request sent
+//     after each batch on the same socket tells that the kernel has no error
+//     left to report, so a batch is reported committed only when it was;
+//   - the skeleton (base chains, log chains, sets and maps) is checked on
+//     every read; a table made by an earlier layout (a log chain per port)
+//     fails that check and is rebuilt by Reconcile.
 //
 // Per-packet cost does not grow with the number of ports: the base chains
 // look the port up in verdict maps (by interface in the bridge table, by mark

@@ -130,6 +130,19 @@ func (m *Manager) flush(c *nftables.Conn, stage string) error {
 	return nil
 }
 
+// flushQuiet is flush for a quietBatch.
+func (m *Manager) flushQuiet(qb *quietBatch, stage string) error {
+	if m.beforeCommit != nil {
+		if err := m.beforeCommit(stage); err != nil {
+			return fmt.Errorf("batch %s: %w", stage, err)
+		}
+	}
+	if err := m.send(qb); err != nil {
+		return fmt.Errorf("batch %s: %w", stage, err)
+	}
+	return nil
+}
+
 var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge}
 
 // inetTable holds the stateful side of inbound deny: conntrack is not
@@ -137,23 +150,25 @@ var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge}
 // port's out chain are judged here, after br_netfilter.
 var inetTable = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
-func inetBase() (inb *nftables.Set, fwd *nftables.Chain) {
+func inetBase() (inb *nftables.Set, fwd, logInb *nftables.Chain) {
 	inb = &nftables.Set{Table: inetTable, Name: mapInbound, IsMap: true, KeyType: nftables.TypeMark, DataType: nftables.TypeVerdict,
 		KeyByteOrder: binaryutil.NativeEndian}
 	accept := nftables.ChainPolicyAccept
 	fwd = &nftables.Chain{Name: chainFwd, Table: inetTable, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept}
+	logInb = &nftables.Chain{Name: chainLog(ReasonInbound), Table: inetTable}
 	return
 }
 
 // addInetBase queues the inet table skeleton (it must not exist, or be deleted in the same batch).
 func addInetBase(c *nftables.Conn) error {
 	c.AddTable(inetTable)
-	inb, fwd := inetBase()
+	inb, fwd, logInb := inetBase()
 	if err := c.AddSet(inb, nil); err != nil {
 		return fmt.Errorf("set %s: %w", inb.Name, err)
 	}
 	c.AddChain(fwd)
+	addLogChain(c, logInb, ReasonInbound)
 	zero := make([]byte, 4)
 	c.AddRule(&nftables.Rule{Table: inetTable, Chain: fwd, Exprs: []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
@@ -176,13 +191,37 @@ func baseSets() (quar, from, to *nftables.Set) {
 	return
 }
 
+// bridgeReasons lists the reasons whose table-wide log chain is in the
+// bridge table (ReasonInbound's is in the inet table).
+func bridgeReasons() []Reason {
+	return slices.DeleteFunc(reasons(), func(r Reason) bool { return r == ReasonInbound })
+}
+
+// baseChainNames lists the bridge table's skeleton chains: the two base
+// chains and a log chain per reason.
+func baseChainNames() []string {
+	names := []string{chainPre, chainFwd}
+	for _, r := range bridgeReasons() {
+		names = append(names, chainLog(r))
+	}
+	return names
+}
+
+// addLogChain queues ch, the table-wide chain that logs packets for r
+// (rate limited) and drops them.
+func addLogChain(c *nftables.Conn, ch *nftables.Chain, r Reason) {
+	c.AddChain(ch)
+	c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: logExprs(r)})
+	c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
+}
+
 func baseChains() (pre, fwd, logq *nftables.Chain) {
 	accept := nftables.ChainPolicyAccept
 	pre = &nftables.Chain{Name: chainPre, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300), Policy: &accept}
 	fwd = &nftables.Chain{Name: chainFwd, Table: table, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-300), Policy: &accept}
-	logq = &nftables.Chain{Name: "log_" + string(ReasonQuarantine), Table: table}
+	logq = &nftables.Chain{Name: chainLog(ReasonQuarantine), Table: table}
 	return
 }
 
@@ -198,9 +237,9 @@ func addBase(c *nftables.Conn) error {
 	pre, fwd, logq := baseChains()
 	c.AddChain(pre)
 	c.AddChain(fwd)
-	c.AddChain(logq)
-	c.AddRule(&nftables.Rule{Table: table, Chain: logq, Exprs: logExprs(ReasonQuarantine, "")})
-	c.AddRule(&nftables.Rule{Table: table, Chain: logq, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}})
+	for _, r := range bridgeReasons() {
+		addLogChain(c, &nftables.Chain{Name: chainLog(r), Table: table}, r)
+	}
 	for _, x := range []struct {
 		ch  *nftables.Chain
 		key expr.MetaKey
@@ -223,11 +262,10 @@ func addBase(c *nftables.Conn) error {
 	return nil
 }
 
-func logExprs(r Reason, port string) []expr.Any {
+// logExprs logs to NFLogGroup with the prefix "vmtrust REASON ", at most
+// logRatePerSec (burst logBurst) for all ports together.
+func logExprs(r Reason) []expr.Any {
 	prefix := commentPrefix + string(r) + " "
-	if port != "" {
-		prefix += port + " "
-	}
 	return []expr.Any{
 		&expr.Limit{Type: expr.LimitTypePkts, Rate: logRatePerSec, Unit: expr.LimitTimeSecond, Burst: logBurst},
 		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX, Group: NFLogGroup, Data: []byte(prefix)},
@@ -247,7 +285,7 @@ type snapshot struct {
 	sets       map[string]bool // bridge table sets by name
 
 	inetExists bool
-	inetOK     bool                       // table, map and forward chain as addInetBase makes them
+	inetOK     bool                       // table, map, forward and log chains as addInetBase makes them
 	inetChains map[string]*nftables.Chain // inet table chains by name
 	inbound    map[uint32]string          // marks in the inbound map, to the port whose chain they name
 
@@ -274,15 +312,14 @@ func (s *snapshot) known(name string) bool {
 }
 
 type portState struct {
-	meta      portMeta
-	metaOK    bool
-	ip4, ip6  []netip.Addr
-	in, out   []*nftables.Rule
-	logChains []string
-	inb       []*nftables.Rule // the port's inet chain, when it has one
+	meta     portMeta
+	metaOK   bool
+	ip4, ip6 []netip.Addr
+	in, out  []*nftables.Rule
+	inb      []*nftables.Rule // the port's inet chain, when it has one
 }
 
-// reasons lists every Reason, for the names of a port's log chains.
+// reasons lists every Reason, for the names of the table-wide log chains.
 func reasons() []Reason {
 	return []Reason{ReasonQuarantine, ReasonRate, ReasonMACSpoof, ReasonARPSpoof, ReasonIPSpoof, ReasonIP6Spoof,
 		ReasonDHCPServer, ReasonDHCP6Server, ReasonRA, ReasonNDSpoof, ReasonEthertype, ReasonSniff,
@@ -333,7 +370,6 @@ func (m *Manager) readPorts(c *nftables.Conn, only []string) (*snapshot, error) 
 	}
 	s.exists = true
 	byName := map[string]*nftables.Set{}
-	logQuar := "log_" + string(ReasonQuarantine)
 	if only == nil {
 		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyBridge)
 		if err != nil {
@@ -352,13 +388,10 @@ func (m *Manager) readPorts(c *nftables.Conn, only []string) (*snapshot, error) 
 			byName[st.Name] = st
 		}
 	} else {
-		names := []string{chainPre, chainFwd, logQuar}
+		names := baseChainNames()
 		setNames := []string{setQuarantine, mapFromVM, mapToVM}
 		for _, p := range only {
 			names = append(names, chainIn(p), chainOut(p))
-			for _, r := range reasons() {
-				names = append(names, chainLog(p, r))
-			}
 			setNames = append(setNames, setIP4(p), setIP6(p), setPriv4(p), setPriv6(p))
 		}
 		if s.chains, err = chainsByName(c, table, names); err != nil {
@@ -406,7 +439,7 @@ func (m *Manager) readPorts(c *nftables.Conn, only []string) (*snapshot, error) 
 		s.quarantine[ifnameString(e.Key)] = e
 	}
 	s.baseOK = byName[setQuarantine] != nil && byName[mapFromVM] != nil && byName[mapToVM] != nil
-	for _, n := range []string{chainPre, chainFwd, logQuar} {
+	for _, n := range baseChainNames() {
 		ch, ok := s.chains[n]
 		if !ok {
 			s.baseOK = false
@@ -420,24 +453,12 @@ func (m *Manager) readPorts(c *nftables.Conn, only []string) (*snapshot, error) 
 			s.baseOK = false
 		}
 	}
-	// A port's log chains, "log_REASON_PORT" (a reason has no "_"), in one pass.
-	logChains := map[string][]string{}
-	for cn := range s.chains {
-		rest, ok := strings.CutPrefix(cn, "log_")
-		if !ok || cn == logQuar {
-			continue
-		}
-		if r, port, ok := strings.Cut(rest, "_"); ok && chainLog(port, Reason(r)) == cn {
-			logChains[port] = append(logChains[port], cn)
-		}
-	}
 	for name, ch := range s.chains {
 		port, ok := strings.CutPrefix(name, "in_")
 		if !ok {
 			continue
 		}
-		ps := portState{logChains: logChains[port]}
-		slices.Sort(ps.logChains)
+		var ps portState
 		if ps.in, err = c.GetRules(table, ch); err != nil {
 			return nil, fmt.Errorf("chain %s: %w", name, err)
 		}
@@ -498,9 +519,9 @@ func (m *Manager) readInet(c *nftables.Conn, s *snapshot, only []string) error {
 			}
 		}
 	} else {
-		names := []string{chainFwd}
+		names := []string{chainFwd, chainLog(ReasonInbound)}
 		for _, p := range only {
-			names = append(names, chainInb(p), chainLog(p, ReasonInbound))
+			names = append(names, chainInb(p))
 		}
 		if s.inetChains, err = chainsByName(c, inetTable, names); err != nil {
 			return err
@@ -517,12 +538,17 @@ func (m *Manager) readInet(c *nftables.Conn, s *snapshot, only []string) error {
 		}
 	}
 	fwd, ok := s.inetChains[chainFwd]
-	if inb == nil || !ok {
+	logInb, logOK := s.inetChains[chainLog(ReasonInbound)]
+	if inb == nil || !ok || !logOK {
 		return nil
 	}
 	rules, err := c.GetRules(inetTable, fwd)
 	if err != nil {
 		return fmt.Errorf("chain inet %s: %w", chainFwd, err)
+	}
+	logRules, err := c.GetRules(inetTable, logInb)
+	if err != nil {
+		return fmt.Errorf("chain inet %s: %w", logInb.Name, err)
 	}
 	es, err := c.GetSetElements(inb)
 	if err != nil {
@@ -537,19 +563,18 @@ func (m *Manager) readInet(c *nftables.Conn, s *snapshot, only []string) error {
 			s.inbound[binaryutil.NativeEndian.Uint32(e.Key)] = owner
 		}
 	}
-	s.inetOK = len(rules) == 2
+	s.inetOK = len(rules) == 2 && len(logRules) == 2
 	return nil
 }
 
 // inetMatches reports whether the inet side of p (mark index idx) is in place.
 func (s *snapshot) inetMatches(p Port, idx int) bool {
 	ch, hasChain := s.inetChains[chainInb(p.Name)]
-	_, hasLog := s.inetChains[chainLog(p.Name, ReasonInbound)]
 	if !inboundRestricted(p) {
-		return !hasChain && !hasLog
+		return !hasChain
 	}
 	_, mapped := s.inbound[markOf(idx)]
-	return s.inetOK && ch != nil && hasLog && len(s.ports[p.Name].inb) == 1 && mapped
+	return s.inetOK && ch != nil && len(s.ports[p.Name].inb) == 1 && mapped
 }
 
 // index returns the mark index for p: the one it has, else the lowest free
@@ -787,14 +812,14 @@ func (m *Manager) applyAll(ctx context.Context, s *snapshot, ps []Port, removes 
 	kinds := make([]string, len(ps))
 	fail := func(i int) { kinds[i] = "failed" }
 	var errs []error
-	qc, err := m.conn()
+	qb, err := newQuietBatch()
 	if err != nil {
 		for i := range kinds {
 			fail(i)
 		}
 		return kinds, []error{err}
 	}
-	defer qc.CloseLasting()
+	qc := qb.c
 	steps := make([]step, 0, len(ps))
 	anyQ := false
 	for _, p := range ps {
@@ -803,7 +828,7 @@ func (m *Manager) applyAll(ctx context.Context, s *snapshot, ps []Port, removes 
 		steps = append(steps, st)
 	}
 	if anyQ {
-		if err := m.flush(qc, "quarantine"); err != nil {
+		if err := m.flushQuiet(qb, "quarantine"); err != nil {
 			for i := range kinds {
 				fail(i)
 			}
@@ -854,26 +879,32 @@ func (m *Manager) applyAll(ctx context.Context, s *snapshot, ps []Port, removes 
 	return kinds, errs
 }
 
-// installBatch commits, in one batch, the changes of steps[chunk].
+// installBatch commits, in one batch, the changes of steps[chunk]. The
+// batch is sent quietly (see quietBatch): it is most of an install's
+// messages.
 func (m *Manager) installBatch(ctx context.Context, s *snapshot, steps []step, chunk []int) error {
-	c, err := m.conn()
+	qb, err := newQuietBatch()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	c := qb.c
+	var eb elemBatch
 	for _, i := range chunk {
 		st := &steps[i]
 		var err error
 		if st.full {
-			err = m.queueInstall(c, s, st)
+			err = m.queueInstall(c, s, st, &eb)
 		} else {
-			err = queueAddrs(c, st.p.Name, st.ps, st.v4, st.v6, st.applying)
+			err = queueAddrs(c, st.p.Name, st.ps, st.v4, st.v6, st.applying, &eb)
 		}
 		if err != nil {
 			return fmt.Errorf("port %s: %w (the port stays quarantined)", st.p.Name, err)
 		}
 	}
-	if err := m.flush(c, "port"); err != nil {
+	if err := eb.queue(c); err != nil {
+		return fmt.Errorf("batch port: %w (its ports stay quarantined)", err)
+	}
+	if err := m.flushQuiet(qb, "port"); err != nil {
 		names := make([]string, len(chunk))
 		for j, i := range chunk {
 			names[j] = steps[i].p.Name
@@ -898,11 +929,38 @@ func (m *Manager) installBatch(ctx context.Context, s *snapshot, steps []step, c
 	return nil
 }
 
-// queueInstall queues the replacement of everything of st.p and its release.
-func (m *Manager) queueInstall(c *nftables.Conn, s *snapshot, st *step) error {
+// elemBatch collects the verdict map elements and quarantine releases of the
+// ports of one install batch, so that each is one message for all of them.
+type elemBatch struct {
+	from, to, release []nftables.SetElement
+}
+
+// queue queues eb's changes; they go last in the batch, after the chains
+// the map elements name.
+func (eb *elemBatch) queue(c *nftables.Conn) error {
+	quar, from, to := baseSets()
+	if len(eb.from) > 0 {
+		if err := c.SetAddElements(from, eb.from); err != nil {
+			return fmt.Errorf("map %s: %w", from.Name, err)
+		}
+	}
+	if len(eb.to) > 0 {
+		if err := c.SetAddElements(to, eb.to); err != nil {
+			return fmt.Errorf("map %s: %w", to.Name, err)
+		}
+	}
+	if len(eb.release) > 0 {
+		if err := c.SetDeleteElements(quar, eb.release); err != nil {
+			return fmt.Errorf("set %s: %w", quar.Name, err)
+		}
+	}
+	return nil
+}
+
+// queueInstall queues the replacement of everything of st.p and, in eb,
+// its verdict map elements and its release.
+func (m *Manager) queueInstall(c *nftables.Conn, s *snapshot, st *step, eb *elemBatch) error {
 	p, idx := st.p, st.idx
-	_, from, to := baseSets()
-	quar, _, _ := baseSets()
 	if st.present || s.known(p.Name) {
 		m.queueRemove(c, s, p.Name, false)
 	}
@@ -926,27 +984,14 @@ func (m *Manager) queueInstall(c *nftables.Conn, s *snapshot, st *step) error {
 		ids[x.set.Name] = x.set.ID
 	}
 	if inboundRestricted(p) {
-		inbRules, logRules := buildInbound(p)
-		lch := c.AddChain(&nftables.Chain{Name: chainLog(p.Name, ReasonInbound), Table: inetTable})
-		for _, rule := range logRules {
-			rule.Table, rule.Chain = inetTable, lch
-			c.AddRule(rule)
-		}
 		ich := c.AddChain(&nftables.Chain{Name: chainInb(p.Name), Table: inetTable})
-		for _, rule := range inbRules {
+		for _, rule := range buildInbound(p) {
 			rule.Table, rule.Chain = inetTable, ich
 			c.AddRule(rule)
 		}
-		inb, _ := inetBase()
+		inb, _, _ := inetBase()
 		if err := c.SetAddElements(inb, []nftables.SetElement{{Key: markBytes(idx), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: ich.Name}}}); err != nil {
 			return err
-		}
-	}
-	for r, rules := range pr.logs {
-		ch := c.AddChain(&nftables.Chain{Name: chainLog(p.Name, r), Table: table})
-		for _, rule := range rules {
-			rule.Table, rule.Chain = table, ch
-			c.AddRule(rule)
 		}
 	}
 	for name, rules := range map[string][]*nftables.Rule{chainIn(p.Name): pr.in, chainOut(p.Name): pr.out} {
@@ -961,23 +1006,17 @@ func (m *Manager) queueInstall(c *nftables.Conn, s *snapshot, st *step) error {
 			c.AddRule(rule)
 		}
 	}
-	if err := c.SetAddElements(from, []nftables.SetElement{{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainIn(p.Name)}}}); err != nil {
-		return err
-	}
-	if err := c.SetAddElements(to, []nftables.SetElement{{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainOut(p.Name)}}}); err != nil {
-		return err
-	}
+	eb.from = append(eb.from, nftables.SetElement{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainIn(p.Name)}})
+	eb.to = append(eb.to, nftables.SetElement{Key: ifname(p.Name), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: chainOut(p.Name)}})
 	if st.applying {
-		if err := c.SetDeleteElements(quar, []nftables.SetElement{{Key: ifname(p.Name)}}); err != nil {
-			return err
-		}
+		eb.release = append(eb.release, nftables.SetElement{Key: ifname(p.Name)})
 	}
 	return nil
 }
 
 // queueAddrs queues a lease change: the port's address set elements, and
-// its release when vmtrust had quarantined it.
-func queueAddrs(c *nftables.Conn, port string, ps portState, v4, v6 []netip.Addr, applying bool) error {
+// (in eb) its release when vmtrust had quarantined it.
+func queueAddrs(c *nftables.Conn, port string, ps portState, v4, v6 []netip.Addr, applying bool, eb *elemBatch) error {
 	for _, x := range []struct {
 		set        *nftables.Set
 		have, want []netip.Addr
@@ -1008,10 +1047,7 @@ func queueAddrs(c *nftables.Conn, port string, ps portState, v4, v6 []netip.Addr
 		}
 	}
 	if applying {
-		quar, _, _ := baseSets()
-		if err := c.SetDeleteElements(quar, []nftables.SetElement{{Key: ifname(port)}}); err != nil {
-			return err
-		}
+		eb.release = append(eb.release, nftables.SetElement{Key: ifname(port)})
 	}
 	return nil
 }
@@ -1030,23 +1066,17 @@ func (m *Manager) queueRemove(c *nftables.Conn, s *snapshot, port string, withQu
 	}
 	ps := s.ports[port]
 	if _, ok := s.inbound[markOf(ps.meta.Index)]; ok && ps.metaOK && ps.meta.Index > 0 {
-		inb, _ := inetBase()
+		inb, _, _ := inetBase()
 		_ = c.SetDeleteElements(inb, []nftables.SetElement{{Key: markBytes(ps.meta.Index)}})
 		delete(s.inbound, markOf(ps.meta.Index))
 	}
-	for _, n := range []string{chainInb(port), chainLog(port, ReasonInbound)} {
-		if ch, ok := s.inetChains[n]; ok {
-			c.FlushChain(ch)
-		}
-	}
-	for _, n := range []string{chainInb(port), chainLog(port, ReasonInbound)} {
-		if ch, ok := s.inetChains[n]; ok {
-			c.DelChain(ch)
-			delete(s.inetChains, n)
-		}
+	if ch, ok := s.inetChains[chainInb(port)]; ok {
+		c.FlushChain(ch)
+		c.DelChain(ch)
+		delete(s.inetChains, ch.Name)
 	}
 	var names []string
-	for _, n := range append([]string{chainIn(port), chainOut(port)}, ps.logChains...) {
+	for _, n := range []string{chainIn(port), chainOut(port)} {
 		if ch, ok := s.chains[n]; ok {
 			c.FlushChain(ch)
 			names = append(names, n)
@@ -1088,11 +1118,11 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 
 // removeBatch removes the named ports (those s knows) in one batch.
 func (m *Manager) removeBatch(ctx context.Context, s *snapshot, names []string) error {
-	c, err := m.conn()
+	qb, err := newQuietBatch()
 	if err != nil {
 		return err
 	}
-	defer c.CloseLasting()
+	c := qb.c
 	var done []string
 	for _, n := range names {
 		if s.known(n) {
@@ -1103,7 +1133,7 @@ func (m *Manager) removeBatch(ctx context.Context, s *snapshot, names []string) 
 	if len(done) == 0 {
 		return nil
 	}
-	if err := m.flush(c, "remove"); err != nil {
+	if err := m.flushQuiet(qb, "remove"); err != nil {
 		return fmt.Errorf("port %s: remove: %w", strings.Join(done, ","), err)
 	}
 	for _, n := range done {
@@ -1192,59 +1222,93 @@ func (m *Manager) Status(ctx context.Context) ([]PortStatus, error) {
 		names[n] = true
 	}
 	for n := range names {
-		ps := s.ports[n]
-		st := PortStatus{Name: n, VM: ps.meta.VM, MAC: ps.meta.MAC, Class: ps.meta.Class, Inbound: ps.meta.Inbound,
-			RatePPS: ps.meta.Rate, Drops: map[Reason]uint64{}, DropBytes: map[Reason]uint64{}}
-		for _, a := range ps.ip4 {
-			st.IPv4 = append(st.IPv4, a)
-		}
-		if mac, err := net.ParseMAC(ps.meta.MAC); err == nil {
-			ll := LinkLocal(mac)
-			for _, a := range ps.ip6 {
-				if a != ll {
-					st.IPv6 = append(st.IPv6, a)
-				}
-			}
-		}
-		if e, ok := s.quarantine[n]; ok {
-			st.Quarantined = true
-			if e.Counter != nil {
-				st.Drops[ReasonQuarantine] += e.Counter.Packets
-				st.DropBytes[ReasonQuarantine] += e.Counter.Bytes
-			}
-		}
-		for i, rules := range [][]*nftables.Rule{ps.in, ps.out, ps.inb} {
-			for _, r := range rules {
-				cm, ok := strings.CutPrefix(ruleComment(r), commentPrefix)
-				if !ok {
-					continue
-				}
-				reason, rest, _ := strings.Cut(cm, " ")
-				port, _, _ := strings.Cut(rest, " ")
-				if port != n {
-					continue
-				}
-				for _, e := range r.Exprs {
-					ctr, ok := e.(*expr.Counter)
-					if !ok {
-						continue
-					}
-					switch {
-					case reason != metaReason:
-						st.Drops[Reason(reason)] += ctr.Packets
-						st.DropBytes[Reason(reason)] += ctr.Bytes
-					case i == 0:
-						st.FromVM = ctr.Packets
-					default:
-						st.ToVM = ctr.Packets
-					}
-				}
-			}
-		}
-		out = append(out, st)
+		out = append(out, s.status(n))
 	}
 	slices.SortFunc(out, func(a, b PortStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// PortStatus reads one port and its counters from the kernel, reading only
+// what Apply reads for it; ok is false when the kernel holds no rules and
+// no quarantine for the port.
+func (m *Manager) PortStatus(ctx context.Context, name string) (st PortStatus, ok bool, err error) {
+	if err := validName(name); err != nil {
+		return st, false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return st, false, err
+	}
+	c, err := m.conn()
+	if err != nil {
+		return st, false, err
+	}
+	defer c.CloseLasting()
+	s, err := m.readPorts(c, []string{name})
+	if err != nil {
+		return st, false, err
+	}
+	_, rules := s.ports[name]
+	_, quar := s.quarantine[name]
+	if !rules && !quar {
+		return st, false, nil
+	}
+	return s.status(name), true, nil
+}
+
+// status is the PortStatus of port n as s holds it.
+func (s *snapshot) status(n string) PortStatus {
+	ps := s.ports[n]
+	st := PortStatus{Name: n, VM: ps.meta.VM, MAC: ps.meta.MAC, Class: ps.meta.Class, Inbound: ps.meta.Inbound,
+		RatePPS: ps.meta.Rate, Drops: map[Reason]uint64{}, DropBytes: map[Reason]uint64{}}
+	for _, a := range ps.ip4 {
+		st.IPv4 = append(st.IPv4, a)
+	}
+	if mac, err := net.ParseMAC(ps.meta.MAC); err == nil {
+		ll := LinkLocal(mac)
+		for _, a := range ps.ip6 {
+			if a != ll {
+				st.IPv6 = append(st.IPv6, a)
+			}
+		}
+	}
+	if e, ok := s.quarantine[n]; ok {
+		st.Quarantined = true
+		if e.Counter != nil {
+			st.Drops[ReasonQuarantine] += e.Counter.Packets
+			st.DropBytes[ReasonQuarantine] += e.Counter.Bytes
+		}
+	}
+	for i, rules := range [][]*nftables.Rule{ps.in, ps.out, ps.inb} {
+		for _, r := range rules {
+			cm, ok := strings.CutPrefix(ruleComment(r), commentPrefix)
+			if !ok {
+				continue
+			}
+			reason, rest, _ := strings.Cut(cm, " ")
+			port, _, _ := strings.Cut(rest, " ")
+			if port != n {
+				continue
+			}
+			for _, e := range r.Exprs {
+				ctr, ok := e.(*expr.Counter)
+				if !ok {
+					continue
+				}
+				switch {
+				case reason != metaReason:
+					st.Drops[Reason(reason)] += ctr.Packets
+					st.DropBytes[Reason(reason)] += ctr.Bytes
+				case i == 0:
+					st.FromVM = ctr.Packets
+				default:
+					st.ToVM = ctr.Packets
+				}
+			}
+		}
+	}
+	return st
 }
 
 // Reconcile makes the kernel match want: ports not wanted are removed,

@@ -286,6 +286,14 @@ func TestAttacks(t *testing.T) {
 				t.Errorf("victim's neighbour entry for fd77::2 = %q, has the spoofed MAC", n)
 			}
 		}, ReasonNDSpoof, 0},
+		{"scapy other ethertype", []string{scapy, "tcpdump"}, func(t *testing.T) {
+			n := l.capture(t, "pb", "ether proto 0x88b5", func() {
+				l.sendScapy(t, "pa", `Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03", type=0x88b5)/Raw(b"vmtrust-ethertype-probe")`)
+			})
+			if n != 0 {
+				t.Errorf("victim received %d frames of ethertype 0x88b5, want 0", n)
+			}
+		}, ReasonEthertype, 0},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {

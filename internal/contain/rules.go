@@ -48,9 +48,9 @@ func markOf(idx int) uint32 { return markBase | uint32(idx) }
 
 func markBytes(idx int) []byte { return binaryutil.NativeEndian.PutUint32(markOf(idx)) }
 
-func chainLog(port string, r Reason) string {
-	return "log_" + string(r) + "_" + port
-}
+// chainLog is the table-wide chain that logs (rate limited) and drops
+// packets for reason r; every port's drop rules for r jump to it.
+func chainLog(r Reason) string { return "log_" + string(r) }
 
 // portMeta is stored, as JSON, in the comment of each port's first rule.
 type portMeta struct {
@@ -70,7 +70,7 @@ func metaOf(p Port) portMeta {
 	}
 	slices.Sort(priv)
 	h := sha256.Sum256([]byte(strings.Join([]string{
-		"v1", p.Name, p.VM, p.MAC.String(), strconv.Itoa(p.Class), p.Inbound,
+		"v2", p.Name, p.VM, p.MAC.String(), strconv.Itoa(p.Class), p.Inbound,
 		strconv.Itoa(p.RatePPS), strings.Join(priv, ","),
 	}, "\x00")))
 	return portMeta{VM: p.VM, MAC: p.MAC.String(), Class: p.Class, Inbound: p.Inbound, Rate: p.RatePPS, Hash: hex.EncodeToString(h[:8])}
@@ -136,7 +136,6 @@ const (
 // portRules is what one port needs in the kernel.
 type portRules struct {
 	in, out []*nftables.Rule
-	logs    map[Reason][]*nftables.Rule // per-reason log-and-drop chains
 }
 
 // inboundRestricted reports whether p needs the inet side (no new inbound connections).
@@ -145,7 +144,7 @@ func inboundRestricted(p Port) bool { return p.Inbound != InboundAllow }
 // build returns the rules of p; idx is its mark index (0 when inbound is
 // allowed). The chains must be set by the caller.
 func build(p Port, idx int) portRules {
-	pr := portRules{logs: map[Reason][]*nftables.Rule{}}
+	var pr portRules
 	mac := []byte(p.MAC)
 	pm := metaOf(p)
 	pm.Index = idx
@@ -155,13 +154,7 @@ func build(p Port, idx int) portRules {
 		UserData: comment(commentPrefix + metaReason + " " + p.Name + " " + string(meta)),
 	})
 	drop := func(list *[]*nftables.Rule, r Reason, match ...expr.Any) {
-		if _, ok := pr.logs[r]; !ok {
-			pr.logs[r] = []*nftables.Rule{
-				{Exprs: logExprs(r, p.Name)},
-				{Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}},
-			}
-		}
-		ex := append(slices.Clone(match), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(p.Name, r)})
+		ex := append(slices.Clone(match), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(r)})
 		*list = append(*list, &nftables.Rule{Exprs: ex, UserData: comment(commentPrefix + string(r) + " " + p.Name)})
 	}
 	accept := func(list *[]*nftables.Rule, match ...expr.Any) {
@@ -175,12 +168,15 @@ func build(p Port, idx int) portRules {
 		drop(in, ReasonRate, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(p.RatePPS), Unit: expr.LimitTimeSecond, Over: true, Burst: burst})
 	}
 	drop(in, ReasonMACSpoof, load(expr.PayloadBaseLLHeader, 6, 6), neq(mac...))
+	// Only ARP, IPv4 and IPv6; what passes every rule below falls off the
+	// chain's end and is accepted.
+	drop(in, ReasonEthertype, load(expr.PayloadBaseLLHeader, 12, 2),
+		neq(ethARP>>8, ethARP&0xff), neq(ethIPv4>>8, ethIPv4&0xff), neq(ethIPv6>>8, ethIPv6&0xff))
 
 	// ARP: Ethernet/IPv4 only, sender MAC and IP the VM's (0.0.0.0 probes allowed).
 	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 0, 6), neq(0, 1, 8, 0, 6, 4)})...)
 	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 6), neq(mac...)})...)
 	drop(in, ReasonARPSpoof, cat(etherType(ethARP), []expr.Any{load(expr.PayloadBaseNetworkHeader, 14, 4), neq(0, 0, 0, 0), notIn(setIP4(p.Name))})...)
-	accept(in, etherType(ethARP)...)
 
 	// IPv4.
 	drop(in, ReasonDHCPServer, cat(etherType(ethIPv4), l4proto(unix.IPPROTO_UDP), th(0, 4, 0, 67, 0, 68))...)
@@ -189,7 +185,6 @@ func build(p Port, idx int) portRules {
 	if len(privElems(p.Privileged, true)) > 0 {
 		drop(in, ReasonPrivileged, cat(etherType(ethIPv4), []expr.Any{load(expr.PayloadBaseNetworkHeader, 16, 4), inSet(setPriv4(p.Name))})...)
 	}
-	accept(in, etherType(ethIPv4)...)
 
 	// IPv6.
 	icmp6 := func(typ byte) []expr.Any { return cat(etherType(ethIPv6), l4proto(unix.IPPROTO_ICMPV6), th(0, 1, typ)) }
@@ -207,13 +202,11 @@ func build(p Port, idx int) portRules {
 	for _, typ := range []byte{131, 133, 135, 143} {
 		accept(in, cat(etherType(ethIPv6), unspec, l4proto(unix.IPPROTO_ICMPV6), th(0, 1, typ))...)
 	}
-	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), unspec)...)
+	// Any other source, "::" included, must be in the VM's set (which never holds "::").
 	drop(in, ReasonIP6Spoof, cat(etherType(ethIPv6), []expr.Any{load(expr.PayloadBaseNetworkHeader, 8, 16), notIn(setIP6(p.Name))})...)
 	if len(privElems(p.Privileged, false)) > 0 {
 		drop(in, ReasonPrivileged, cat(etherType(ethIPv6), []expr.Any{load(expr.PayloadBaseNetworkHeader, 24, 16), inSet(setPriv6(p.Name))})...)
 	}
-	accept(in, etherType(ethIPv6)...)
-	drop(in, ReasonEthertype)
 
 	// To the VM: unicast must be addressed to the VM's MAC.
 	pr.out = append(pr.out, &nftables.Rule{
@@ -289,23 +282,19 @@ func privElems(pfxs []netip.Prefix, v4 bool) []nftables.SetElement {
 	return out
 }
 
-// buildInbound returns the rules of p's chain in the inet table and of its
-// log chain: new connections to the VM are counted, logged and dropped.
-func buildInbound(p Port) (inb, logs []*nftables.Rule) {
+// buildInbound returns the rules of p's chain in the inet table: new
+// connections to the VM are counted, then logged and dropped by the
+// table-wide chain of ReasonInbound.
+func buildInbound(p Port) []*nftables.Rule {
 	zero := make([]byte, 4)
-	inb = []*nftables.Rule{{
+	return []*nftables.Rule{{
 		Exprs: []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: zero},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: zero},
 			&expr.Counter{},
-			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(p.Name, ReasonInbound)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainLog(ReasonInbound)},
 		},
 		UserData: comment(commentPrefix + string(ReasonInbound) + " " + p.Name),
 	}}
-	logs = []*nftables.Rule{
-		{Exprs: logExprs(ReasonInbound, p.Name)},
-		{Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}},
-	}
-	return inb, logs
 }
