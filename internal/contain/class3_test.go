@@ -3,6 +3,7 @@ package contain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -80,6 +81,27 @@ func TestClass3(t *testing.T) {
 		l.mustLegit()
 	}
 	t.Run("inbound SYN", inboundBlocked)
+
+	// The site's DHCP server (here an unmanaged port, like an uplink) must
+	// reach a VM that refuses new inbound connections: conntrack cannot tie
+	// an offer to a broadcast discover. Other UDP to port 68 stays refused.
+	t.Run("DHCP server replies reach an inbound-deny VM", func(t *testing.T) {
+		require(t, "tcpdump")
+		l.addVM("pd", 250) // not applied: the site's network
+		frame := func(sport int) string {
+			return fmt.Sprintf("Ether(dst='%s')/IP(src='%s', dst='%s')/UDP(sport=%d, dport=68)/Raw(b'offer')", l.mac("pa"), l.ip4("pd"), l.ip4("pa"), sport)
+		}
+		if n := l.capture(t, "pa", "udp dst port 68", func() { l.sendScapy(t, "pd", frame(67)) }); n == 0 {
+			t.Error("a DHCP server reply (67 → 68) did not reach the inbound-deny VM")
+		}
+		before := l.drops("pa")[ReasonInbound]
+		if n := l.capture(t, "pa", "udp dst port 68", func() { l.sendScapy(t, "pd", frame(4000)) }); n != 0 {
+			t.Errorf("UDP 4000 → 68 reached the inbound-deny VM (%d packets)", n)
+		}
+		if after := l.drops("pa")[ReasonInbound]; after <= before {
+			t.Errorf("inbound counter %d → %d for UDP 4000 → 68", before, after)
+		}
+	})
 
 	t.Run("reconcile repairs the inet table", func(t *testing.T) {
 		if rep, err := l.m.Reconcile(ctx, all); err != nil || fmtS(rep.Unchanged) != "pa,pb,pc" || rep.Table {

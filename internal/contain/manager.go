@@ -574,7 +574,7 @@ func (s *snapshot) inetMatches(p Port, idx int) bool {
 		return !hasChain
 	}
 	_, mapped := s.inbound[markOf(idx)]
-	return s.inetOK && ch != nil && len(s.ports[p.Name].inb) == 1 && mapped
+	return s.inetOK && ch != nil && len(s.ports[p.Name].inb) == len(buildInbound(p)) && mapped
 }
 
 // index returns the mark index for p: the one it has, else the lowest free

@@ -68,7 +68,7 @@ func TestMessagesPerPort(t *testing.T) {
 		perPort int // at most, on average
 	}{
 		{"one class 2 port", []Port{class2}, 32},
-		{"one class 3 port, inbound deny, rate, privileged", []Port{class3}, 43},
+		{"one class 3 port, inbound deny, rate, privileged", []Port{class3}, 45},
 		{"100 class 2 ports", many, 30},
 	}
 	for _, tt := range tests {

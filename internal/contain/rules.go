@@ -70,7 +70,7 @@ func metaOf(p Port) portMeta {
 	}
 	slices.Sort(priv)
 	h := sha256.Sum256([]byte(strings.Join([]string{
-		"v2", p.Name, p.VM, p.MAC.String(), strconv.Itoa(p.Class), p.Inbound,
+		"v3", p.Name, p.VM, p.MAC.String(), strconv.Itoa(p.Class), p.Inbound,
 		strconv.Itoa(p.RatePPS), strings.Join(priv, ","),
 	}, "\x00")))
 	return portMeta{VM: p.VM, MAC: p.MAC.String(), Class: p.Class, Inbound: p.Inbound, Rate: p.RatePPS, Hash: hex.EncodeToString(h[:8])}
@@ -282,12 +282,18 @@ func privElems(pfxs []netip.Prefix, v4 bool) []nftables.SetElement {
 	return out
 }
 
-// buildInbound returns the rules of p's chain in the inet table: new
-// connections to the VM are counted, then logged and dropped by the
-// table-wide chain of ReasonInbound.
+// buildInbound returns the rules of p's chain in the inet table: DHCP and
+// DHCPv6 server replies are let in (conntrack cannot tie a reply to a
+// broadcast request; rogue servers are stopped at their own ports, reason
+// dhcp-server), then new connections to the VM are counted, then logged and
+// dropped by the table-wide chain of ReasonInbound.
 func buildInbound(p Port) []*nftables.Rule {
 	zero := make([]byte, 4)
-	return []*nftables.Rule{{
+	dhcpReply := func(sport, dport uint16) *nftables.Rule {
+		return &nftables.Rule{Exprs: cat(l4proto(17), th(0, 4, byte(sport>>8), byte(sport), byte(dport>>8), byte(dport)),
+			[]expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}})}
+	}
+	return []*nftables.Rule{dhcpReply(67, 68), dhcpReply(547, 546), {
 		Exprs: []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: zero},
