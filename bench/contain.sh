@@ -4,8 +4,8 @@
 #      (internal/contain) against no rules, with SMALL ports installed;
 #   2. the time to install rules for PORTS ports: one Reconcile of the PORTS
 #      ports with no table, and Apply calls one port at a time from no table
-#      (bench/containbench) for the first APPLY_MAX of them (one Apply reads
-#      the whole table, so PORTS Apply calls grow with PORTS²); 20 no-op
+#      (bench/containbench) for the first APPLY_MAX of them (each Apply reads
+#      only its own port since commit 1323e4c); 20 no-op
 #      Apply calls with all PORTS installed give one call's cost at PORTS; a
 #      CPU profile of the Apply calls is kept (apply-profile.txt);
 #   3. the same throughput with PORTS ports installed (flat?);
