@@ -227,11 +227,10 @@ func readDescriptor(r io.ReaderAt, fileSize int64, h header) (*descriptor, error
 	if err := readFull(r, buf, off); err != nil {
 		return nil, fmt.Errorf("vmdk: descriptor: %w", err)
 	}
-	// The text ends at the first NUL; the rest of the area is NUL padding.
-	text, pad, _ := bytes.Cut(buf, []byte{0})
-	if bytes.ContainsFunc(pad, func(r rune) bool { return r != 0 }) {
-		return nil, errors.New("vmdk: descriptor: data after NUL terminator")
-	}
+	// The text ends at the first NUL. What follows is padding that is not
+	// always zero: qemu-img's streamOptimized writer has been seen leaving
+	// other bytes there. QEMU ignores it; so do we (it is never parsed).
+	text, _, _ := bytes.Cut(buf, []byte{0})
 	return parseDescriptor(text)
 }
 

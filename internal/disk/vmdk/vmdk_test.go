@@ -302,7 +302,6 @@ func TestHostile(t *testing.T) {
 		{name: "footer gd at end", img: mutate(footer, func(b []byte) []byte { put64(b, uint64(len(b)-2*512+56), gdAtEnd); return b }), openErr: "offset missing"},
 		{name: "no embedded descriptor", img: mutate(sparse, func(b []byte) []byte { put64(b, 36, 0); return b }), openErr: "without an embedded descriptor", ext: true},
 		{name: "descriptor too big", img: mutate(sparse, func(b []byte) []byte { put64(b, 36, 1000); return b }), openErr: "exceeds"},
-		{name: "descriptor garbage after nul", img: mutate(sparse, func(b []byte) []byte { b[512+400] = 'x'; return b }), openErr: "after NUL"},
 		{name: "descriptor flat extent", img: withDesc("version=1\ncreateType=\"monolithicFlat\"\nRW 2048 FLAT \"/etc/hostname\" 0\n"), openErr: "monolithicFlat", ext: true},
 		{name: "descriptor child", img: withDesc(strings.Replace(defaultDesc("monolithicSparse", 2048), "parentCID=ffffffff", "parentCID=12345678\nparentFileNameHint=\"/etc/hostname\"", 1)), openErr: "child image", ext: true},
 		{name: "descriptor two extents", img: withDesc(defaultDesc("monolithicSparse", 2048) + "RW 2048 SPARSE \"other.vmdk\"\n"), openErr: "2 extents", ext: true},
@@ -416,5 +415,22 @@ func TestLRU(t *testing.T) {
 	}
 	if _, ok := c.get(cacheKey{0, 4}); ok {
 		t.Errorf("get(4) found an entry larger than the budget")
+	}
+}
+
+// Bytes after the descriptor's NUL terminator are padding that qemu-img
+// does not always zero (seen on its streamOptimized output): they are
+// ignored, never parsed, and the image reads the same.
+func TestDescriptorPaddingIgnored(t *testing.T) {
+	raw := guestBytes(1<<20, 3)
+	sparse, _ := build(raw, buildOpts{})
+	dirty := mutate(sparse, func(b []byte) []byte { copy(b[512+400:], "createType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/hostname\" 0\n"); return b })
+	img, err := openBytes(dirty, Options{})
+	if err != nil {
+		t.Fatalf("Open with garbage after the descriptor's NUL: %v", err)
+	}
+	got := make([]byte, len(raw))
+	if _, err := img.ReadAt(got, 0); err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("ReadAt: %v, equal %v", err, bytes.Equal(got, raw))
 	}
 }
