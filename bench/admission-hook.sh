@@ -265,7 +265,9 @@ internal_time() {
 log "vmtrust hook install --service, vmtrust hook serve"
 vm hook install --service --path "$BENCH_DIR/hooks-service/qemu" >&2 || die "vmtrust hook install --service"
 vm hook install --path "$BENCH_DIR/hooks-full/qemu" >&2 || die "vmtrust hook install"
-vm hook serve 2>"$BENCH_DIR/serve.log" &
+# The binary itself in the background (not the vm function, whose subshell
+# would be the PID the trap kills, leaving the service running).
+"$VMTRUST" --config "$CONF" --state "$STATE" hook serve 2>"$BENCH_DIR/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do [[ -S $STATE/hook.sock ]] && break; sleep 0.1; done
 [[ -S $STATE/hook.sock ]] || { cat "$BENCH_DIR/serve.log" >&2; die "vmtrust hook serve did not open $STATE/hook.sock"; }
