@@ -424,7 +424,10 @@ func TestLRU(t *testing.T) {
 func TestDescriptorPaddingIgnored(t *testing.T) {
 	raw := guestBytes(1<<20, 3)
 	sparse, _ := build(raw, buildOpts{})
-	dirty := mutate(sparse, func(b []byte) []byte { copy(b[512+400:], "createType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/hostname\" 0\n"); return b })
+	dirty := mutate(sparse, func(b []byte) []byte {
+		copy(b[512+400:], "createType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/hostname\" 0\n")
+		return b
+	})
 	img, err := openBytes(dirty, Options{})
 	if err != nil {
 		t.Fatalf("Open with garbage after the descriptor's NUL: %v", err)
