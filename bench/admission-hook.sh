@@ -115,20 +115,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- 1. Build ---------------------------------------------------------------
-# Other people edit the Go packages concurrently: a briefly broken tree is
-# retried a few times.
-build() {
-	local out=$1 pkg=$2 try
-	for try in 1 2 3 4 5; do
-		if (cd "$ROOT" && go build -o "$out" "$pkg") 2>"$BENCH_DIR/build.log"; then
-			return 0
-		fi
-		log "go build $pkg failed (attempt $try), retrying in 60 s:"
-		sed 's/^/    /' "$BENCH_DIR/build.log" >&2
-		sleep 60
-	done
-	die "go build $pkg"
-}
+# shellcheck source=bench/build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 log "building vmtrust, vmtrust-hook and hooktime"
 build "$VMTRUST" ./cmd/vmtrust
 build "$BIN/vmtrust-hook" ./cmd/vmtrust-hook

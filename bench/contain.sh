@@ -106,19 +106,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- build --------------------------------------------------------------------
-# Other people edit internal/contain concurrently: a broken tree is retried.
-build() {
-	local try
-	for try in 1 2 3 4 5; do
-		(cd "$ROOT" && go build -o "$CB" ./bench/containbench) 2>"$BENCH_DIR/build.log" && return 0
-		log "go build ./bench/containbench failed (attempt $try), retrying in 60 s:"
-		sed 's/^/    /' "$BENCH_DIR/build.log" >&2
-		sleep 60
-	done
-	die "go build ./bench/containbench"
-}
+# shellcheck source=bench/build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build.sh"
 log "building containbench"
-build
+build "$CB" ./bench/containbench
 
 # --- hosts ----------------------------------------------------------------------
 newns() {

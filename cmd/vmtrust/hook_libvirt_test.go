@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmtrust/vmtrust/imagelist"
-	"github.com/vmtrust/vmtrust/imagelist/smime"
 	"github.com/vmtrust/vmtrust/internal/vmtest"
 )
 
@@ -24,33 +20,6 @@ const (
 	imgModified  = "8c0a7d1e-1111-4c4c-8d8d-000000000002"
 	imgWithdrawn = "8c0a7d1e-1111-4c4c-8d8d-000000000003"
 )
-
-// publishExpiring is siteWorld.publish with the list's dc:date:expires
-// chosen by the caller.
-func (w *siteWorld) publishExpiring(t *testing.T, version string, images map[string][]byte, expires time.Time) {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	l := &imagelist.List{Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Identifier: "5d5e7c4e-2f1a-4f43-9d3c-0a9a4f1b2c3d",
-		Title: "CLI site list", Description: "d", Source: "https://site.test/", URI: w.srv.URL + "/image.list", Version: version,
-		Endorser: imagelist.Endorser{DN: "/DC=org/DC=vmtrust-test/CN=CLI Endorser", CA: "/DC=org/DC=vmtrust-test/CN=CLI CA", Email: "a@site.test", Creator: "admins"}}
-	l.Expires = expires.UTC().Truncate(time.Second)
-	for id, b := range images {
-		sum := sha512.Sum512(b)
-		w.files["/img/"+id] = b
-		l.Images = append(l.Images, imagelist.Image{Identifier: id, Title: "Disk " + id[len(id)-1:], Description: "d", Size: int64(len(b)),
-			SHA512: hex.EncodeToString(sum[:]), URI: w.srv.URL + "/img/" + id, Version: "1", Hypervisor: "QEMU", Arch: "x86_64", OS: "Linux", OSVersion: "12"})
-	}
-	body, err := imagelist.Marshal(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signed, err := smime.Sign(body, w.endorser.Cert, w.endorser.Key, smime.SignOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.files["/image.list"] = signed
-}
 
 // admissionLine is one line of STATE/admission.jsonl.
 type admissionLine struct {

@@ -74,15 +74,23 @@ func newSiteWorld(t *testing.T) *siteWorld {
 	return w
 }
 
-// publish creates and signs a list with the files given and serves it.
+// publish creates and signs a list with the files given and serves it; the
+// list expires 28 days after its creation.
 func (w *siteWorld) publish(t *testing.T, version string, images map[string][]byte) {
+	t.Helper()
+	w.publishExpiring(t, version, images, time.Now().UTC().Add(-time.Minute).Truncate(time.Second).Add(28*24*time.Hour))
+}
+
+// publishExpiring creates and signs a list with the files given, expiring
+// at expires, and serves it.
+func (w *siteWorld) publishExpiring(t *testing.T, version string, images map[string][]byte, expires time.Time) {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	l := &imagelist.List{Created: time.Now().UTC().Add(-time.Minute).Truncate(time.Second), Identifier: "5d5e7c4e-2f1a-4f43-9d3c-0a9a4f1b2c3d",
 		Title: "CLI site list", Description: "d", Source: "https://site.test/", URI: w.srv.URL + "/image.list", Version: version,
 		Endorser: imagelist.Endorser{DN: "/DC=org/DC=vmtrust-test/CN=CLI Endorser", CA: "/DC=org/DC=vmtrust-test/CN=CLI CA", Email: "a@site.test", Creator: "admins"}}
-	l.Expires = l.Created.Add(28 * 24 * time.Hour)
+	l.Expires = expires.UTC().Truncate(time.Second)
 	for id, b := range images {
 		sum := sha512.Sum512(b)
 		w.files["/img/"+id] = b

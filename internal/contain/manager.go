@@ -638,15 +638,11 @@ func (m *Manager) Apply(ctx context.Context, p Port) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, err := m.conn()
+	c, s, err := m.open(ctx, []string{p.Name})
 	if err != nil {
 		return err
 	}
 	defer c.CloseLasting()
-	s, err := m.readPorts(c, []string{p.Name})
-	if err != nil {
-		return err
-	}
 	_, errs := m.applyAll(ctx, s, []Port{p}, nil)
 	return errors.Join(errs...)
 }
@@ -670,18 +666,14 @@ func (m *Manager) ApplyAll(ctx context.Context, ps []Port) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, err := m.conn()
+	if len(names) > partialReadMax {
+		names = nil // many ports: one read of everything is cheaper
+	}
+	c, s, err := m.open(ctx, names)
 	if err != nil {
 		return err
 	}
 	defer c.CloseLasting()
-	if len(names) > partialReadMax {
-		names = nil // many ports: one read of everything is cheaper
-	}
-	s, err := m.readPorts(c, names)
-	if err != nil {
-		return err
-	}
 	_, errs := m.applyAll(ctx, s, ps, nil)
 	return errors.Join(errs...)
 }
@@ -1101,19 +1093,30 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c, err := m.conn()
+	c, s, err := m.open(ctx, []string{name})
 	if err != nil {
 		return err
 	}
 	defer c.CloseLasting()
-	s, err := m.readPorts(c, []string{name})
-	if err != nil {
-		return err
-	}
 	return m.removeBatch(ctx, s, []string{name})
+}
+
+// open checks ctx, connects and reads the ports named in only (nil:
+// everything) for one operation. The caller holds m.mu and closes c.
+func (m *Manager) open(ctx context.Context, only []string) (*nftables.Conn, *snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	c, err := m.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := m.readPorts(c, only)
+	if err != nil {
+		c.CloseLasting()
+		return nil, nil, err
+	}
+	return c, s, nil
 }
 
 // removeBatch removes the named ports (those s knows) in one batch.
@@ -1154,18 +1157,11 @@ func (m *Manager) Quarantine(ctx context.Context, name string, on bool) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c, err := m.conn()
+	c, s, err := m.open(ctx, []string{})
 	if err != nil {
 		return err
 	}
 	defer c.CloseLasting()
-	s, err := m.readPorts(c, []string{})
-	if err != nil {
-		return err
-	}
 	if !s.exists || !s.baseOK {
 		if !on {
 			return nil
@@ -1237,18 +1233,11 @@ func (m *Manager) PortStatus(ctx context.Context, name string) (st PortStatus, o
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return st, false, err
-	}
-	c, err := m.conn()
+	c, s, err := m.open(ctx, []string{name})
 	if err != nil {
 		return st, false, err
 	}
 	defer c.CloseLasting()
-	s, err := m.readPorts(c, []string{name})
-	if err != nil {
-		return st, false, err
-	}
 	_, rules := s.ports[name]
 	_, quar := s.quarantine[name]
 	if !rules && !quar {
