@@ -25,6 +25,14 @@
 #                            script, output on ttyS0, before the marker, so
 #                            the marker means the script has finished
 #         root.qcow2         a tiny ext4 root disk (the guest need not mount it)
+#         tools.ext4         the attack tools for network tests from inside a
+#                            guest, copied from this host's packages with the
+#                            libraries they load (hping3, arping, arpspoof,
+#                            tcpdump, ip, python3 with scapy): a raw ext4
+#                            image (no journal) whose root a guest mounts
+#                            read-only (virtio_blk is loaded with the NIC
+#                            modules) and chroots into. Install them first
+#                            (scripts/setup.sh).
 #       Atomic (temp dir + rename) and idempotent; the directory is the last
 #       line on stdout. Downloaded .debs are kept in <base>/.debs.
 #
@@ -107,6 +115,62 @@ need_cmds() {
 
 # --- build ------------------------------------------------------------------------
 
+# tools_copy ROOT PATH...: copies each PATH into ROOT at its canonical
+# directory (Debian 12 has merged /usr, and so has ROOT), a symbolic link
+# together with what it points to.
+tools_copy() {
+	local root=$1 p d
+	shift
+	for p in "$@"; do
+		[ -e "$p" ] || continue
+		d=$(readlink -f -- "$(dirname -- "$p")")
+		p=$d/$(basename -- "$p")
+		if [ -e "$root$p" ] || [ -L "$root$p" ]; then continue; fi
+		mkdir -p -- "$root$d"
+		cp -a -- "$p" "$root$p"
+		if [ -L "$p" ]; then tools_copy "$root" "$(readlink -f -- "$p")"; fi
+	done
+	return 0
+}
+
+# build_tools IMAGE: the attack tools' root (see tools.ext4 above) as a raw
+# ext4 image without a journal, sized to its contents.
+build_tools() {
+	local img=$1 root=$tmp/tools d b
+	mkdir -p "$root/usr/bin" "$root/usr/sbin" "$root/usr/lib" "$root/usr/lib64"
+	for d in bin sbin lib lib64; do ln -s "usr/$d" "$root/$d"; done
+	for b in hping3 arping arpspoof tcpdump ip; do
+		tools_copy "$root" "$(command -v "$b")"
+	done
+	tools_copy "$root" /usr/bin/python3
+	for d in /usr/lib/python3.11 /usr/lib/python3/dist-packages/scapy; do
+		[ -d "$d" ] || die "$d is missing (Debian's python3 and python3-scapy)"
+		mkdir -p -- "$root$d"
+		cp -a -- "$d/." "$root$d/"
+	done
+	for d in test idlelib ensurepip lib2to3 tkinter pydoc_data config-3.11-x86_64-linux-gnu site-packages dist-packages; do
+		rm -rf -- "${root:?}/usr/lib/python3.11/$d"
+	done
+	tools_copy "$root" /etc/protocols /etc/services /etc/ethertypes
+	# The shared libraries every ELF file loads (ldd fails on the rest).
+	find "$root" -type f \( -perm -u+x -o -name '*.so*' \) -print0 |
+		while IFS= read -r -d '' b; do { ldd "$b" 2>/dev/null || true; }; done |
+		awk '/=> \//{print $3} /^\t\/lib/{print $1}' | sort -u |
+		while read -r b; do tools_copy "$root" "$b"; done
+	mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/run"
+	# tcpdump gives up its privileges to the user tcpdump.
+	printf 'root:x:0:0:root:/tmp:/bin/sh\ntcpdump:x:101:101::/nonexistent:/usr/sbin/nologin\n' >"$root/etc/passwd"
+	printf 'root:x:0:\ntcpdump:x:101:\n' >"$root/etc/group"
+	chroot "$root" /usr/bin/python3 -c 'import scapy.all' >/dev/null 2>&1 ||
+		die "the tools root is incomplete: python3 cannot import scapy in it"
+	chroot "$root" /usr/sbin/hping3 --version >/dev/null 2>&1 || die "the tools root is incomplete: hping3 does not run in it"
+	local kib
+	kib=$(du -sk --apparent-size "$root" | cut -f1)
+	E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -O ^has_journal -d "$root" -U 6e1f0c2a-9b3d-4c5e-8f7a-2b4c6d8e0f1a \
+		-L vmtrust-tools "$img" "$((kib * 13 / 10 / 1024 + 16))M" >&2
+	rm -rf --one-file-system -- "$root"
+}
+
 cmd_build() {
 	if [ -d "$kit" ]; then
 		log "guest kit for recipe $recipe is up to date"
@@ -114,7 +178,9 @@ cmd_build() {
 		return 0
 	fi
 	need_root "build"
-	need_cmds apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img flock modinfo
+	need_cmds apt-get apt-cache dpkg-deb cpio gzip mkfs.ext4 qemu-img flock modinfo ldd \
+		hping3 arping arpspoof tcpdump ip
+	/usr/bin/python3 -c "import scapy" 2>/dev/null || die "Debian's python3-scapy is not installed: run scripts/setup.sh (as root)"
 	[ -x /bin/busybox ] && [ -z "$(ldd /bin/busybox 2>/dev/null | grep '=>' || true)" ] ||
 		die "/bin/busybox is missing or not static: install busybox-static"
 	mkdir -p "$base/.debs"
@@ -152,7 +218,7 @@ cmd_build() {
 	local ir=$tmp/initramfs
 	mkdir -p "$ir/bin" "$ir/dev" "$ir/proc" "$ir/sys" "$ir/tmp" "$ir/lib/modules"
 	local mods m n=10
-	mods=$(mod_order "$tmp/deb/lib/modules" virtio_net virtio_pci)
+	mods=$(mod_order "$tmp/deb/lib/modules" virtio_net virtio_pci virtio_blk)
 	for m in $mods; do
 		case $m in
 		*.ko.xz) xz -dc -- "$m" >"$ir/lib/modules/$n-$(basename "$m" .ko.xz).ko" ;;
@@ -229,6 +295,8 @@ EOF
 		-L vmtrust-root "$tmp/root.raw" 16M >&2
 	qemu-img convert -f raw -O qcow2 "$tmp/root.raw" "$tmp/root.qcow2"
 	rm -rf -- "$tmp/root.raw" "$tmp/rootfs"
+
+	build_tools "$tmp/tools.ext4"
 
 	chmod 755 "$tmp"
 	mv -T -- "$tmp" "$kit"

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func libvirtTools() [][2]string {
 type LibvirtEnv struct {
 	URI    string // qemu+unix:///system?socket=<InstanceDir>/sock/libvirt-sock
 	Netns  string // the network namespace libvirtd and its guests run in
-	KitDir string // the guest kit: vmlinuz, initramfs.cpio.gz, root.qcow2
+	KitDir string // the guest kit: vmlinuz, initramfs.cpio.gz, root.qcow2, tools.ext4
 
 	// InstanceDir holds the instance's private libvirt directories as the
 	// host sees them: etc/ is its /etc/libvirt (etc/hooks/qemu the hook),
@@ -240,23 +241,85 @@ const MaxCmdline = 2047
 // the command line invalid: a bad MAC, bridge or address, or a command line
 // longer than MaxCmdline.
 func (e *LibvirtEnv) DomainXMLNet(name, diskPath, mac, bridge string, ips []string, script, metadata string) (string, error) {
-	if _, err := net.ParseMAC(mac); err != nil {
+	return e.DomainXMLGuest(name, diskPath, NetGuest{MAC: mac, Bridge: bridge, IPs: ips, Script: script, Metadata: metadata})
+}
+
+// NetGuest is what DomainXMLGuest puts in a networked guest's domain.
+type NetGuest struct {
+	MAC, Bridge string   // its interface: a virtio NIC with MAC on Bridge
+	IPs         []string // CIDR addresses the guest puts on eth0
+	Script      string   // busybox sh run before the marker ("" for none)
+	Metadata    string   // the domain's <metadata> element, verbatim
+	// Disks are raw images attached <readonly/> after the first disk, as
+	// vdb, vdc, … (such as a copy of ToolsImage made by ToolsDisk).
+	Disks []string
+	// MemoryMiB is the guest's memory (128 when 0); a guest running
+	// python from the tools image wants 384.
+	MemoryMiB int
+}
+
+// DomainXMLGuest is DomainXMLNet with g's extra disks and memory.
+func (e *LibvirtEnv) DomainXMLGuest(name, diskPath string, g NetGuest) (string, error) {
+	if _, err := net.ParseMAC(g.MAC); err != nil {
 		return "", fmt.Errorf("domain %s: mac: %w", name, err)
 	}
-	if !bridgeRE.MatchString(bridge) {
-		return "", fmt.Errorf("domain %s: bridge %q is not an interface name", name, bridge)
+	if !bridgeRE.MatchString(g.Bridge) {
+		return "", fmt.Errorf("domain %s: bridge %q is not an interface name", name, g.Bridge)
 	}
-	for _, a := range ips {
+	for _, a := range g.IPs {
 		if _, err := netip.ParsePrefix(a); err != nil {
 			return "", fmt.Errorf("domain %s: address: %w", name, err)
 		}
 	}
-	o := domainOpts{hold: true, mac: mac, bridge: bridge, ips: ips, script: script, metadata: metadata}
+	if len(g.Disks) > 20 {
+		return "", fmt.Errorf("domain %s: %d extra disks, at most 20", name, len(g.Disks))
+	}
+	if g.MemoryMiB < 0 || g.MemoryMiB > 4096 {
+		return "", fmt.Errorf("domain %s: memory of %d MiB, want 0..4096", name, g.MemoryMiB)
+	}
+	o := domainOpts{hold: true, mac: g.MAC, bridge: g.Bridge, ips: g.IPs, script: g.Script, metadata: g.Metadata,
+		disks: g.Disks, memory: g.MemoryMiB}
 	if n := len(o.cmdline(name)); n > MaxCmdline {
 		return "", fmt.Errorf("domain %s: kernel command line of %d bytes, more than %d: make the script smaller", name, n, MaxCmdline)
 	}
 	return e.domainXML(name, diskPath, o), nil
 }
+
+// ToolsImage is the guest kit's image of attack tools (hping3, arping,
+// arpspoof, tcpdump, ip, python3 with scapy: see scripts/libvirt-env.sh), a
+// raw ext4 filesystem a guest mounts read-only and chroots into.
+func (e *LibvirtEnv) ToolsImage() string { return filepath.Join(e.KitDir, "tools.ext4") }
+
+// ToolsDisk writes to dst a copy of ToolsImage with files added at the
+// root of its filesystem (name → content, mode 0755), such as the script
+// a guest runs from it, and returns dst.
+func (e *LibvirtEnv) ToolsDisk(t testing.TB, dst string, files map[string][]byte) string {
+	t.Helper()
+	if out, err := exec.Command("cp", "--sparse=always", "--", e.ToolsImage(), dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy of the tools image: %v\n%s", err, out)
+	}
+	debugfs, err := lookTool("debugfs")
+	if err != nil {
+		t.Fatalf("ToolsDisk needs debugfs (e2fsprogs): %v", err)
+	}
+	dir := t.TempDir()
+	for name, content := range files {
+		if !fileNameRE.MatchString(name) {
+			t.Fatalf("ToolsDisk: file name %q: want [A-Za-z0-9._-]+", name)
+		}
+		src := filepath.Join(dir, name)
+		if err := os.WriteFile(src, content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(debugfs, "-w", "-R", "write "+src+" "+name, dst).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "rror") || strings.Contains(string(out), "xists") {
+			t.Fatalf("debugfs write %s into %s: %v\n%s", name, dst, err, out)
+		}
+	}
+	return dst
+}
+
+var fileNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 var bridgeRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 
@@ -270,6 +333,8 @@ type domainOpts struct {
 	ips         []string
 	script      string
 	metadata    string
+	disks       []string // raw, read-only, after the first
+	memory      int      // MiB; 0 is 128
 }
 
 // cmdline is the kernel command line of domain name's guest.
@@ -312,13 +377,27 @@ func (e *LibvirtEnv) domainXML(name, diskPath string, o domainOpts) string {
       <model type='virtio'/>
     </interface>`
 	}
+	var extra string
+	for i, d := range o.disks {
+		extra += `
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='` + x(d) + `'/>
+      <target dev='vd` + string(rune('b'+i)) + `' bus='virtio'/>
+      <readonly/>
+    </disk>`
+	}
+	memory := 128
+	if o.memory > 0 {
+		memory = o.memory
+	}
 	var md string
 	if o.metadata != "" {
 		md = "\n  " + o.metadata
 	}
 	return `<domain type='qemu'>
   <name>` + x(name) + `</name>` + md + `
-  <memory unit='MiB'>128</memory>
+  <memory unit='MiB'>` + strconv.Itoa(memory) + `</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
@@ -336,7 +415,7 @@ func (e *LibvirtEnv) domainXML(name, diskPath string, o domainOpts) string {
       <source file='` + x(diskPath) + `'/>
       <target dev='vda' bus='virtio'/>
       ` + protect + `
-    </disk>
+    </disk>` + extra + `
     <serial type='file'>
       <source path='` + x(e.ConsoleLog(name)) + `'/>
       <target port='0'/>
