@@ -1,0 +1,817 @@
+// Package ledger is vmtrust's tamper-evident audit log: every fact that
+// matters in an incident (list accepted, image cached, admission decided,
+// VM started or stopped, lease begun or ended, containment, quarantine,
+// operator action) is an Event, signed by the host that saw it and
+// appended to an RFC 6962 Merkle tree (golang.org/x/mod/sumdb/tlog) whose
+// tree heads are C2SP tlog-checkpoint signed notes (sumdb/note).
+//
+// # Guarantees
+//
+//   - Ingest accepts a batch only when its host is enrolled, the host's
+//     Ed25519 note signature over the batch (BatchMessage: host, count and
+//     the Merkle root of the batch's record hashes) verifies, every event
+//     is in canonical form (Parse) and names the batch's host. Otherwise it
+//     returns an error and writes nothing: a forged event never enters.
+//   - One Ingest is one Store transaction: the entries, their stored tree
+//     hashes, the batches, the query indexes and the new signed checkpoint
+//     are committed together or not at all, so after a crash the tree, its
+//     entries and its latest checkpoint agree, and an acknowledged (returned)
+//     Ingest is in the log.
+//   - Verify recomputes everything from the entry bodies — leaf and
+//     interior hashes, every checkpoint's root and signature, every
+//     batch's root and host signature — and reports a changed, deleted,
+//     inserted or reordered entry, or a changed hash row, as a Problem.
+//   - Inclusion (Prove) and consistency (ProveTree) proofs come from the
+//     stored hashes and are checked with tlog.CheckRecord / CheckTree
+//     against a checkpoint the checker already trusts; a row changed in the
+//     database makes them fail.
+//   - WhoHad answers from the lease and run indexes and returns the entries
+//     it used with their inclusion proofs, checked before it returns.
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// MaxBatch bounds the events of one batch, MaxIngest those of one Ingest.
+const (
+	MaxBatch  = 100_000
+	MaxIngest = 1_000_000
+)
+
+// ErrForged is wrapped by Ingest's error for a batch that does not verify.
+var ErrForged = errors.New("forged or unverifiable batch")
+
+// SignedBatch is what a host submits: canonical event bodies and its
+// note signature over BatchMessage.
+type SignedBatch struct {
+	Host   string
+	Events [][]byte
+	Sig    []byte
+}
+
+// BatchMessage is the text a host signs for a batch of count events whose
+// record hashes have the Merkle root root.
+func BatchMessage(host string, count int64, root tlog.Hash) []byte {
+	return []byte("vmtrust-ledger batch/v1\n" + host + "\n" + strconv.FormatInt(count, 10) + "\n" +
+		base64.StdEncoding.EncodeToString(root[:]) + "\n")
+}
+
+// BatchRoot is the Merkle root of the record hashes of bodies.
+func BatchRoot(bodies [][]byte) (tlog.Hash, error) {
+	if len(bodies) == 0 {
+		return tlog.Hash{}, errors.New("empty batch")
+	}
+	var f frontier
+	for _, b := range bodies {
+		f.add(tlog.RecordHash(b))
+	}
+	return f.root(), nil
+}
+
+// Sign makes a batch of events signed by signer, whose name must be the
+// events' host.
+func Sign(signer note.Signer, events ...Event) (SignedBatch, error) {
+	if len(events) == 0 || len(events) > MaxBatch {
+		return SignedBatch{}, fmt.Errorf("batch of %d events: want 1..%d", len(events), MaxBatch)
+	}
+	b := SignedBatch{Host: signer.Name(), Events: make([][]byte, len(events))}
+	for i, e := range events {
+		if e.Host != b.Host {
+			return SignedBatch{}, fmt.Errorf("event %d: host %q, but the signer is %q", i, e.Host, b.Host)
+		}
+		body, err := e.Marshal()
+		if err != nil {
+			return SignedBatch{}, fmt.Errorf("event %d: %w", i, err)
+		}
+		b.Events[i] = body
+	}
+	root, _ := BatchRoot(b.Events) // not empty
+	sig, err := signer.Sign(BatchMessage(b.Host, int64(len(b.Events)), root))
+	if err != nil {
+		return SignedBatch{}, fmt.Errorf("sign batch: %w", err)
+	}
+	b.Sig = sig
+	return b, nil
+}
+
+// Options configure a Log.
+type Options struct {
+	Now func() time.Time // the clock (time.Now when nil)
+	Log *slog.Logger     // discarded when nil
+}
+
+// Log is a ledger on a Store, signing checkpoints with the log key.
+type Log struct {
+	st       Store
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+	now      func() time.Time
+	log      *slog.Logger
+	mu       sync.Mutex // one Ingest at a time in this process
+}
+
+// New returns the Log on st whose checkpoints are signed with the note
+// signer key skey; its name is the log's origin.
+func New(st Store, skey string, opts Options) (*Log, error) {
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: log key: %w", err)
+	}
+	vkey, err := VerifierKey(skey)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: log key: %w", err)
+	}
+	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	return l, nil
+}
+
+// Origin is the log's name, the first line of its checkpoints.
+func (l *Log) Origin() string { return l.signer.Name() }
+
+// VerifierKey is the log's public note key (for export and witnesses).
+func (l *Log) VerifierKey() string { return l.vkey }
+
+// Store is the log's store.
+func (l *Log) Store() Store { return l.st }
+
+// Enroll adds a host's note verifier key. Enrolling the same key again is
+// a no-op; another key for an enrolled name is an error.
+func (l *Log) Enroll(ctx context.Context, vkey string) error {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fmt.Errorf("ledger: host key: %w", err)
+	}
+	if !hostRE.MatchString(v.Name()) {
+		return fmt.Errorf("ledger: host key name %q: want 1-128 of [A-Za-z0-9._/-]", v.Name())
+	}
+	return l.st.Update(ctx, func(tx Tx) error {
+		return tx.PutHost(ctx, Host{Name: v.Name(), Key: vkey, Added: l.now().UTC()})
+	})
+}
+
+// Ingest verifies the batches and appends them, with a new signed
+// checkpoint, in one transaction. It returns the checkpoint.
+func (l *Log) Ingest(ctx context.Context, batches ...SignedBatch) (Checkpoint, error) {
+	total := 0
+	for _, b := range batches {
+		total += len(b.Events)
+	}
+	if total == 0 || total > MaxIngest {
+		return Checkpoint{}, fmt.Errorf("ledger: ingest of %d events: want 1..%d", total, MaxIngest)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var cp Checkpoint
+	err := l.st.Update(ctx, func(tx Tx) error {
+		var err error
+		cp, err = l.ingest(ctx, tx, batches)
+		return err
+	})
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	return cp, nil
+}
+
+func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch) (Checkpoint, error) {
+	n, err := tx.Size(ctx)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if latest, err := tx.Latest(ctx); err == nil {
+		if latest.Size != n {
+			return Checkpoint{}, fmt.Errorf("ledger: the store holds %d entries but its latest checkpoint %d: run ledger verify", n, latest.Size)
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return Checkpoint{}, err
+	}
+	hr := &pendingReader{tx: tx, ctx: ctx, pending: map[int64]tlog.Hash{}}
+	var a Append
+	keys := map[string]note.Verifier{}
+	ix := newIndexer(&a)
+	for bi, b := range batches {
+		v, ok := keys[b.Host]
+		if !ok {
+			h, err := tx.Host(ctx, b.Host)
+			if errors.Is(err, ErrNotFound) {
+				return Checkpoint{}, fmt.Errorf("ledger: batch %d: host %q is not enrolled: %w", bi, b.Host, ErrForged)
+			} else if err != nil {
+				return Checkpoint{}, err
+			}
+			if v, err = note.NewVerifier(h.Key); err != nil {
+				return Checkpoint{}, fmt.Errorf("ledger: host %q: stored key: %w", b.Host, err)
+			}
+			keys[b.Host] = v
+		}
+		if len(b.Events) == 0 || len(b.Events) > MaxBatch {
+			return Checkpoint{}, fmt.Errorf("ledger: batch %d of %d events: want 1..%d", bi, len(b.Events), MaxBatch)
+		}
+		root, _ := BatchRoot(b.Events)
+		if !v.Verify(BatchMessage(b.Host, int64(len(b.Events)), root), b.Sig) {
+			return Checkpoint{}, fmt.Errorf("ledger: batch %d from %s: the signature does not verify: %w", bi, b.Host, ErrForged)
+		}
+		id := n // a batch is named by its first entry
+		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: n, Count: int64(len(b.Events)), Root: root, Sig: b.Sig})
+		for i, body := range b.Events {
+			e, err := Parse(body)
+			if err != nil {
+				return Checkpoint{}, fmt.Errorf("ledger: batch %d event %d: %w: %w", bi, i, err, ErrForged)
+			}
+			if e.Host != b.Host {
+				return Checkpoint{}, fmt.Errorf("ledger: batch %d event %d: host %q in a batch signed by %q: %w", bi, i, e.Host, b.Host, ErrForged)
+			}
+			hs, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(body), hr)
+			if err != nil {
+				return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
+			}
+			base := tlog.StoredHashIndex(0, n)
+			for k, h := range hs {
+				hr.pending[base+int64(k)] = h
+				a.Hashes = append(a.Hashes, Hash{Index: base + int64(k), Hash: h})
+			}
+			a.Entries = append(a.Entries, Entry{Index: n, Batch: id, Body: body})
+			ix.add(n, e)
+			n++
+		}
+	}
+	root, err := tlog.TreeHash(n, hr)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
+	}
+	if err := tx.Append(ctx, a); err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := l.sign(n, root)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if err := tx.PutCheckpoint(ctx, cp); err != nil {
+		return Checkpoint{}, err
+	}
+	return cp, nil
+}
+
+// CheckpointText is the C2SP tlog-checkpoint body for a tree.
+func CheckpointText(origin string, size int64, root tlog.Hash) string {
+	return origin + "\n" + strconv.FormatInt(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root[:]) + "\n"
+}
+
+func (l *Log) sign(n int64, root tlog.Hash) (Checkpoint, error) {
+	msg, err := note.Sign(&note.Note{Text: CheckpointText(l.Origin(), n, root)}, l.signer)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: sign checkpoint: %w", err)
+	}
+	return Checkpoint{Size: n, Root: root, Note: msg, Time: l.now().UTC()}, nil
+}
+
+// ParseCheckpoint opens a signed checkpoint note with the log's key (and
+// any other verifiers, such as witnesses') and returns its size and root.
+func ParseCheckpoint(msg []byte, origin string, verifiers note.Verifiers) (int64, tlog.Hash, *note.Note, error) {
+	n, err := note.Open(msg, verifiers)
+	if err != nil {
+		return 0, tlog.Hash{}, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	lines := strings.SplitN(n.Text, "\n", 4)
+	if len(lines) < 4 || lines[0] != origin {
+		return 0, tlog.Hash{}, nil, fmt.Errorf("checkpoint: not a checkpoint of %q", origin)
+	}
+	size, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return 0, tlog.Hash{}, nil, fmt.Errorf("checkpoint: size %q", lines[1])
+	}
+	raw, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(raw) != tlog.HashSize {
+		return 0, tlog.Hash{}, nil, fmt.Errorf("checkpoint: root hash %q", lines[2])
+	}
+	var h tlog.Hash
+	copy(h[:], raw)
+	return size, h, n, nil
+}
+
+// Checkpoint returns the latest checkpoint.
+func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) { return l.st.Latest(ctx) }
+
+// Prove returns the inclusion proof of entry index in the tree of size.
+func (l *Log) Prove(ctx context.Context, index, size int64) (tlog.RecordProof, error) {
+	if index < 0 || index >= size {
+		return nil, fmt.Errorf("ledger: entry %d is not in a tree of %d", index, size)
+	}
+	return tlog.ProveRecord(size, index, l.reader(ctx))
+}
+
+// ProveTree returns the consistency proof from the tree of size old to
+// the tree of size size.
+func (l *Log) ProveTree(ctx context.Context, old, size int64) (tlog.TreeProof, error) {
+	if old < 1 || old > size {
+		return nil, fmt.Errorf("ledger: no consistency proof from %d to %d", old, size)
+	}
+	return tlog.ProveTree(size, old, l.reader(ctx))
+}
+
+// Entry returns one entry.
+func (l *Log) Entry(ctx context.Context, index int64) (Entry, error) {
+	var got *Entry
+	err := l.st.Entries(ctx, index, index+1, func(e Entry) error { got = &e; return nil })
+	if err != nil {
+		return Entry{}, err
+	}
+	if got == nil || got.Index != index {
+		return Entry{}, fmt.Errorf("ledger: entry %d: %w", index, ErrNotFound)
+	}
+	return *got, nil
+}
+
+func (l *Log) reader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return l.st.ReadHashes(ctx, ix) })
+}
+
+// pendingReader reads the hashes of an ingest: those it computed, then
+// the transaction's.
+type pendingReader struct {
+	tx      Tx
+	ctx     context.Context
+	pending map[int64]tlog.Hash
+}
+
+func (r *pendingReader) ReadHashes(ix []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(ix))
+	var miss []int64
+	for i, x := range ix {
+		h, ok := r.pending[x]
+		if ok {
+			out[i] = h
+		} else {
+			miss = append(miss, x)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := r.tx.ReadHashes(r.ctx, miss)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(miss) {
+		return nil, fmt.Errorf("store returned %d hashes for %d indexes", len(got), len(miss))
+	}
+	k := 0
+	for i, x := range ix {
+		if _, ok := r.pending[x]; !ok {
+			out[i] = got[k]
+			r.pending[x] = got[k]
+			k++
+		}
+	}
+	return out, nil
+}
+
+// frontier computes a Merkle tree incrementally: the hash of the latest
+// complete subtree that is a left child, per level. Its stored hashes are
+// tlog's (add returns them in tlog's order).
+type frontier struct {
+	n     int64
+	nodes [64]tlog.Hash
+}
+
+func (f *frontier) add(leaf tlog.Hash) []tlog.Hash {
+	out := []tlog.Hash{leaf}
+	h := leaf
+	level := 0
+	for ; f.n>>level&1 == 1; level++ {
+		h = tlog.NodeHash(f.nodes[level], h)
+		out = append(out, h)
+	}
+	f.nodes[level] = h
+	f.n++
+	return out
+}
+
+func (f *frontier) root() tlog.Hash {
+	var h tlog.Hash
+	first := true
+	for level := 0; level < 64; level++ {
+		if f.n>>level&1 == 0 {
+			continue
+		}
+		if first {
+			h = f.nodes[level]
+			first = false
+		} else {
+			h = tlog.NodeHash(f.nodes[level], h)
+		}
+	}
+	return h
+}
+
+// indexer derives the query index rows of ingested events.
+type indexer struct{ a *Append }
+
+func newIndexer(a *Append) *indexer { return &indexer{a: a} }
+
+func (x *indexer) add(index int64, e Event) {
+	if e.VM != "" {
+		x.a.VMEvents = append(x.a.VMEvents, VMEvent{VM: e.VM, Index: index})
+	}
+	switch e.Type {
+	case VMStarted, VMRestored:
+		d, _ := e.RunData() // checked by Parse
+		x.a.Runs = append(x.a.Runs, runOf(e, d, index))
+	case VMMigrated:
+		d, _ := e.MigrateData()
+		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: e.VM, Host: d.From, To: e.Time, Index: index})
+		x.a.Runs = append(x.a.Runs, runOf(e, d.Run, index))
+	case VMStopped:
+		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: e.VM, Host: e.Host, To: e.Time, Index: index})
+	case LeaseStart:
+		d, _ := e.LeaseData()
+		ip, _ := netip.ParseAddr(d.IP)
+		x.a.Leases = append(x.a.Leases, Lease{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, From: e.Time, Start: index, End: -1})
+	case LeaseEndType:
+		d, _ := e.LeaseData()
+		ip, _ := netip.ParseAddr(d.IP)
+		x.a.LeaseEnds = append(x.a.LeaseEnds, LeaseEnd{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, To: e.Time, Index: index})
+	}
+}
+
+func runOf(e Event, d RunData, index int64) Run {
+	return Run{VM: e.VM, Name: d.Name, Host: e.Host, Owner: d.Owner, Image: d.Image, List: d.List, Endorser: d.Endorser,
+		From: e.Time, Start: index, End: -1}
+}
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Index int64  `json:"index"` // the entry, batch or checkpoint size concerned (-1: the log)
+	What  string `json:"what"`
+}
+
+// Report is Verify's result.
+type Report struct {
+	Size        int64     `json:"size"`
+	Checkpoints int       `json:"checkpoints"`
+	Batches     int       `json:"batches"`
+	Root        tlog.Hash `json:"root"`
+	Problems    []Problem `json:"problems,omitempty"`
+}
+
+// OK says whether Verify found nothing wrong.
+func (r *Report) OK() bool { return len(r.Problems) == 0 }
+
+const maxProblems = 100
+
+func (r *Report) add(index int64, format string, args ...any) {
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, Problem{Index: index, What: fmt.Sprintf(format, args...)})
+	}
+}
+
+// Verify recomputes the whole log from its entries: the tree (compared
+// with every stored hash and every checkpoint), the checkpoints'
+// signatures, the batches' roots and host signatures, and the events'
+// canonical form. An error means Verify could not read the store; what it
+// finds wrong is in the report.
+func (l *Log) Verify(ctx context.Context) (*Report, error) {
+	rep := &Report{}
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := l.st.Latest(ctx)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if size != 0 {
+			rep.add(-1, "%d entries but no checkpoint", size)
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if latest.Size != size {
+			rep.add(-1, "the latest checkpoint is of %d entries but the store holds %d (entries deleted or inserted)", latest.Size, size)
+		}
+	}
+	// Batches, by first entry.
+	type bstate struct {
+		b      Batch
+		f      frontier
+		seen   int64
+		verify note.Verifier
+	}
+	batches := map[int64]*bstate{}
+	hostKeys := map[string]note.Verifier{}
+	if err := l.st.Batches(ctx, func(b Batch) error {
+		rep.Batches++
+		st := &bstate{b: b}
+		v, ok := hostKeys[b.Host]
+		if !ok {
+			h, err := l.st.Host(ctx, b.Host)
+			if err == nil {
+				v, err = note.NewVerifier(h.Key)
+			}
+			if err != nil {
+				rep.add(b.ID, "batch %d: host %q: %v", b.ID, b.Host, err)
+			}
+			hostKeys[b.Host] = v
+		}
+		st.verify = v
+		batches[b.ID] = st
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var f frontier
+	var want int64
+	const chunk = 4096
+	var hashBuf []Hash
+	flushHashes := func() error {
+		if len(hashBuf) == 0 {
+			return nil
+		}
+		ix := make([]int64, len(hashBuf))
+		for i, h := range hashBuf {
+			ix[i] = h.Index
+		}
+		got, err := l.st.ReadHashes(ctx, ix)
+		if err != nil {
+			rep.add(-1, "stored hashes %d..%d: %v", ix[0], ix[len(ix)-1], err)
+			hashBuf = hashBuf[:0]
+			return nil
+		}
+		for i, h := range hashBuf {
+			if got[i] != h.Hash {
+				rep.add(h.Index, "stored hash %d differs from the one recomputed from the entries", h.Index)
+			}
+		}
+		hashBuf = hashBuf[:0]
+		return nil
+	}
+	err = l.st.Entries(ctx, 0, size+1<<20, func(e Entry) error {
+		if e.Index != want {
+			rep.add(want, "entry %d is missing (next is %d): deleted or reordered", want, e.Index)
+			want = e.Index
+		}
+		if _, err := Parse(e.Body); err != nil {
+			rep.add(e.Index, "entry %d: %v", e.Index, err)
+		}
+		rh := tlog.RecordHash(e.Body)
+		hs := f.add(rh)
+		base := tlog.StoredHashIndex(0, f.n-1)
+		for k, h := range hs {
+			hashBuf = append(hashBuf, Hash{Index: base + int64(k), Hash: h})
+		}
+		if len(hashBuf) >= chunk {
+			if err := flushHashes(); err != nil {
+				return err
+			}
+		}
+		if b := batches[e.Batch]; b == nil {
+			rep.add(e.Index, "entry %d names batch %d, which does not exist", e.Index, e.Batch)
+		} else {
+			if e.Index != b.b.First+b.seen {
+				rep.add(e.Index, "entry %d is out of place in batch %d (entries %d..%d)", e.Index, b.b.ID, b.b.First, b.b.First+b.b.Count-1)
+			}
+			b.f.add(rh)
+			b.seen++
+			if b.seen == b.b.Count {
+				if b.f.root() != b.b.Root {
+					rep.add(b.b.ID, "batch %d (entries %d..%d): its entries' root differs from the one its host signed", b.b.ID, b.b.First, b.b.First+b.b.Count-1)
+				} else if b.verify != nil && !b.verify.Verify(BatchMessage(b.b.Host, b.b.Count, b.b.Root), b.b.Sig) {
+					rep.add(b.b.ID, "batch %d: the signature of host %s does not verify", b.b.ID, b.b.Host)
+				}
+			}
+		}
+		want++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := flushHashes(); err != nil {
+		return nil, err
+	}
+	for _, b := range batches {
+		if b.seen != b.b.Count {
+			rep.add(b.b.ID, "batch %d: %d of its %d entries are in the log", b.b.ID, b.seen, b.b.Count)
+		}
+	}
+	rep.Size = f.n
+	rep.Root = f.root()
+	// The checkpoints: signature, text and root at their size. Roots of
+	// earlier sizes are recomputed from the stored hashes once those were
+	// checked above.
+	if err := l.verifyCheckpoints(ctx, rep, latest, err == nil); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (l *Log) verifyCheckpoints(ctx context.Context, rep *Report, latest Checkpoint, _ bool) error {
+	if rep.Size == 0 && latest.Size == 0 {
+		return nil
+	}
+	sizes, err := l.checkpointSizes(ctx, latest.Size)
+	if err != nil {
+		return err
+	}
+	r := l.reader(ctx)
+	for _, s := range sizes {
+		c, err := l.st.Checkpoint(ctx, s)
+		if err != nil {
+			rep.add(s, "checkpoint %d: %v", s, err)
+			continue
+		}
+		rep.Checkpoints++
+		size, root, _, err := ParseCheckpoint(c.Note, l.Origin(), note.VerifierList(l.verifier))
+		switch {
+		case err != nil:
+			rep.add(s, "checkpoint %d: %v", s, err)
+			continue
+		case size != c.Size || root != c.Root:
+			rep.add(s, "checkpoint %d: the signed note says %d entries, root %x; the row %d, %x", s, size, root[:4], c.Size, c.Root[:4])
+			continue
+		}
+		if s > rep.Size {
+			rep.add(s, "checkpoint %d: beyond the %d entries in the store", s, rep.Size)
+			continue
+		}
+		th, err := tlog.TreeHash(s, r)
+		if err != nil {
+			rep.add(s, "checkpoint %d: %v", s, err)
+			continue
+		}
+		if th != root {
+			rep.add(s, "checkpoint %d: its root differs from the tree's", s)
+		}
+	}
+	return nil
+}
+
+// checkpointSizes lists the sizes of the stored checkpoints, by walking
+// down from the latest (stores keep one per ingest).
+func (l *Log) checkpointSizes(ctx context.Context, latest int64) ([]int64, error) {
+	lister, ok := l.st.(interface {
+		CheckpointSizes(ctx context.Context) ([]int64, error)
+	})
+	if ok {
+		return lister.CheckpointSizes(ctx)
+	}
+	return []int64{latest}, nil
+}
+
+// Proven is an entry with its inclusion proof in the tree of a checkpoint.
+type Proven struct {
+	Entry Entry
+	Event Event
+	Proof tlog.RecordProof
+}
+
+// prove returns entry index proven in the tree of cp (checked).
+func (l *Log) prove(ctx context.Context, index int64, cp Checkpoint) (Proven, error) {
+	e, err := l.Entry(ctx, index)
+	if err != nil {
+		return Proven{}, err
+	}
+	ev, err := Parse(e.Body)
+	if err != nil {
+		return Proven{}, fmt.Errorf("ledger: entry %d: %w", index, err)
+	}
+	p, err := l.Prove(ctx, index, cp.Size)
+	if err != nil {
+		return Proven{}, err
+	}
+	if err := tlog.CheckRecord(p, cp.Size, cp.Root, index, tlog.RecordHash(e.Body)); err != nil {
+		return Proven{}, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", index, cp.Size, err)
+	}
+	return Proven{Entry: e, Event: ev, Proof: p}, nil
+}
+
+// Answer is who had an address at a time.
+type Answer struct {
+	IP         netip.Addr
+	At         time.Time
+	Lease      Lease
+	Run        *Run // nil when no run of the VM on that host covers At
+	Checkpoint Checkpoint
+	Proofs     []Proven // the lease's start (and end) and the run's start events
+}
+
+// ErrNoLease is returned by WhoHad when no lease covered the address.
+var ErrNoLease = errors.New("no lease of that address at that time")
+
+// WhoHad returns the lease of ip that held at at, the VM's run, and the
+// events that say so with their inclusion proofs in the latest checkpoint.
+// Each proven event is checked to say what the answer says.
+func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer, error) {
+	ip = ip.Unmap()
+	cp, err := l.st.Latest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	ls, err := l.st.LeasesAt(ctx, ip, at, 8)
+	if err != nil {
+		return nil, err
+	}
+	// The latest lease that began at or before at decides: if it ended
+	// by then, nobody held the address.
+	if len(ls) == 0 || !ls[0].To.IsZero() && !ls[0].To.After(at) {
+		return nil, fmt.Errorf("ledger: %v at %s: %w", ip, at.UTC().Format(time.RFC3339), ErrNoLease)
+	}
+	lease := &ls[0]
+	ans := &Answer{IP: ip, At: at, Lease: *lease, Checkpoint: cp}
+	check := func(index int64, want func(Event) bool) error {
+		if index < 0 || index >= cp.Size {
+			return fmt.Errorf("ledger: entry %d is beyond checkpoint %d", index, cp.Size)
+		}
+		p, err := l.prove(ctx, index, cp)
+		if err != nil {
+			return err
+		}
+		if !want(p.Event) {
+			return fmt.Errorf("ledger: entry %d does not say what the index says: the index was changed; run ledger verify", index)
+		}
+		ans.Proofs = append(ans.Proofs, p)
+		return nil
+	}
+	leaseSays := func(t Type) func(Event) bool {
+		return func(e Event) bool {
+			d, err := e.LeaseData()
+			a, perr := netip.ParseAddr(d.IP)
+			return err == nil && perr == nil && e.Type == t && a.Unmap() == ip && strings.EqualFold(d.MAC, lease.MAC) && e.VM == lease.VM && e.Host == lease.Host
+		}
+	}
+	if err := check(lease.Start, func(e Event) bool { return leaseSays(LeaseStart)(e) && e.Time.Equal(lease.From) }); err != nil {
+		return nil, err
+	}
+	if lease.End >= 0 {
+		if err := check(lease.End, func(e Event) bool { return leaseSays(LeaseEndType)(e) && e.Time.Equal(lease.To) }); err != nil {
+			return nil, err
+		}
+	}
+	runs, err := l.st.Runs(ctx, RunFilter{VM: lease.VM, Host: lease.Host, From: at, To: at.Add(time.Nanosecond)})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range slices.Backward(runs) {
+		if !r.From.After(at) && (r.To.IsZero() || r.To.After(at)) {
+			if err := check(r.Start, func(e Event) bool {
+				return (e.Type == VMStarted || e.Type == VMRestored || e.Type == VMMigrated) && e.VM == r.VM && e.Host == r.Host && e.Time.Equal(r.From)
+			}); err != nil {
+				return nil, err
+			}
+			ans.Run = &r
+			break
+		}
+	}
+	return ans, nil
+}
+
+// Timeline returns the events about vm, in log order, proven in the latest
+// checkpoint.
+func (l *Log) Timeline(ctx context.Context, vm string) ([]Proven, Checkpoint, error) {
+	cp, err := l.st.Latest(ctx)
+	if err != nil {
+		return nil, Checkpoint{}, fmt.Errorf("ledger: %w", err)
+	}
+	ix, err := l.st.Timeline(ctx, vm)
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	var out []Proven
+	for _, i := range ix {
+		if i >= cp.Size {
+			continue
+		}
+		p, err := l.prove(ctx, i, cp)
+		if err != nil {
+			return nil, Checkpoint{}, err
+		}
+		if p.Event.VM != vm {
+			return nil, Checkpoint{}, fmt.Errorf("ledger: entry %d is not about %s: the index was changed; run ledger verify", i, vm)
+		}
+		out = append(out, p)
+	}
+	return out, cp, nil
+}

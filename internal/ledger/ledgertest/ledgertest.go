@@ -1,0 +1,620 @@
+// Package ledgertest is the conformance suite every ledger.Store passes
+// (SQLite and PostgreSQL), driven through ledger.Log: ingest and proofs
+// against an independent computation of the tree, forged batches refused
+// with nothing written, tampering with each kind of row detected by
+// ledger.Log.Verify and by proofs against an earlier checkpoint, the
+// lease/run/timeline indexes behind who-had, and transactions that roll
+// back. Test-only.
+package ledgertest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/vmtrust/vmtrust/internal/ledger"
+)
+
+// Tamperer changes a store's rows directly, bypassing every check.
+type Tamperer interface {
+	TamperSetBody(ctx context.Context, idx int64, body []byte) error
+	TamperDelete(ctx context.Context, idx int64) error
+	TamperInsert(ctx context.Context, idx int64, body []byte) error
+	TamperSwap(ctx context.Context, i, j int64) error
+	TamperSetHash(ctx context.Context, id int64, h tlog.Hash) error
+}
+
+// Opener returns a new, empty store and its tamperer; the test closes it.
+type Opener func(t *testing.T) (ledger.Store, Tamperer)
+
+// T0 is the suite's epoch.
+var T0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// World is a log on a fresh store with enrolled hosts h1 and h2.
+type World struct {
+	Log    *ledger.Log
+	Store  ledger.Store
+	Tamper Tamperer
+	Hosts  map[string]note.Signer
+	Bodies [][]byte // every entry ingested, in order
+}
+
+// NewWorld opens a store and a log with hosts h1 and h2 enrolled.
+func NewWorld(t testing.TB, st ledger.Store, tam Tamperer) *World {
+	t.Helper()
+	skey, _, err := note.GenerateKey(rand.Reader, "vmtrust.test/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.New(st, skey, ledger.Options{Now: func() time.Time { return T0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &World{Log: l, Store: st, Tamper: tam, Hosts: map[string]note.Signer{}}
+	for _, h := range []string{"h1", "h2"} {
+		s, v, err := note.GenerateKey(rand.Reader, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Enroll(context.Background(), v); err != nil {
+			t.Fatal(err)
+		}
+		if w.Hosts[h], err = note.NewSigner(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// Ingest signs events as their host and ingests them in one batch.
+func (w *World) Ingest(t testing.TB, events ...ledger.Event) ledger.Checkpoint {
+	t.Helper()
+	b, err := ledger.Sign(w.Hosts[events[0].Host], events...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := w.Log.Ingest(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Bodies = append(w.Bodies, b.Events...)
+	return cp
+}
+
+// Ev is an event of type typ by host at T0+minutes.
+func Ev(t testing.TB, typ ledger.Type, host, vm string, minutes int, data any) ledger.Event {
+	t.Helper()
+	e, err := ledger.NewEvent(typ, host, vm, T0.Add(time.Duration(minutes)*time.Minute), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Filler returns n operator events by host, ~200 bytes each.
+func Filler(t testing.TB, host string, from, n int) []ledger.Event {
+	out := make([]ledger.Event, n)
+	for i := range out {
+		out[i] = Ev(t, ledger.OperatorAction, host, fmt.Sprintf("vm-%d", (from+i)%7), from+i,
+			map[string]string{"action": "net status", "note": strings.Repeat("x", 60)})
+	}
+	return out
+}
+
+// TestStore runs the suite.
+func TestStore(t *testing.T, open Opener) {
+	newWorld := func(t *testing.T) *World {
+		st, tam := open(t)
+		return NewWorld(t, st, tam)
+	}
+	t.Run("IngestAndProofs", func(t *testing.T) { testIngestAndProofs(t, newWorld(t)) })
+	t.Run("Forged", func(t *testing.T) { testForged(t, newWorld(t)) })
+	t.Run("Tamper", func(t *testing.T) { testTamper(t, newWorld) })
+	t.Run("WhoHad", func(t *testing.T) { testWhoHad(t, newWorld(t)) })
+	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
+	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newWorld(t)) })
+	t.Run("Hosts", func(t *testing.T) { testHosts(t, newWorld(t)) })
+}
+
+// memTree is the independent computation: tlog's own stored hashes, in
+// memory, from the bodies.
+func memTree(t testing.TB, bodies [][]byte) (tlog.HashReader, func(n int64) tlog.Hash) {
+	var hs []tlog.Hash
+	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			if x < 0 || x >= int64(len(hs)) {
+				return nil, fmt.Errorf("no hash %d", x)
+			}
+			out[i] = hs[x]
+		}
+		return out, nil
+	})
+	for i, b := range bodies {
+		s, err := tlog.StoredHashes(int64(i), b, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, s...)
+	}
+	return r, func(n int64) tlog.Hash {
+		h, err := tlog.TreeHash(n, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+}
+
+func testIngestAndProofs(t *testing.T, w *World) {
+	ctx := context.Background()
+	var cps []ledger.Checkpoint
+	from := 0
+	for _, n := range []int{1, 7, 100, 3, 64} {
+		cps = append(cps, w.Ingest(t, Filler(t, "h1", from, n)...))
+		from += n
+	}
+	_, root := memTree(t, w.Bodies)
+	for _, cp := range cps {
+		if want := root(cp.Size); cp.Root != want {
+			t.Fatalf("checkpoint %d: root %x, want tlog's %x", cp.Size, cp.Root[:4], want[:4])
+		}
+		size, r, _, err := ledger.ParseCheckpoint(cp.Note, w.Log.Origin(), note.VerifierList(mustVerifier(t, w.Log.VerifierKey())))
+		if err != nil || size != cp.Size || r != cp.Root {
+			t.Fatalf("checkpoint %d note: %d %x %v", cp.Size, size, r[:4], err)
+		}
+	}
+	if n, err := w.Store.Size(ctx); err != nil || n != int64(from) {
+		t.Fatalf("Size = %d, %v; want %d", n, err, from)
+	}
+	for _, cp := range cps {
+		for i := int64(0); i < cp.Size; i++ {
+			p, err := w.Log.Prove(ctx, i, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(w.Bodies[i])); err != nil {
+				t.Fatalf("inclusion of %d in %d: %v", i, cp.Size, err)
+			}
+		}
+		for _, old := range cps {
+			if old.Size > cp.Size {
+				continue
+			}
+			p, err := w.Log.ProveTree(ctx, old.Size, cp.Size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.CheckTree(p, cp.Size, cp.Root, old.Size, old.Root); err != nil {
+				t.Fatalf("consistency %d → %d: %v", old.Size, cp.Size, err)
+			}
+		}
+	}
+	rep, err := w.Log.Verify(ctx)
+	if err != nil || !rep.OK() || rep.Size != int64(from) || rep.Root != root(int64(from)) {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+	e, err := w.Log.Entry(ctx, 42)
+	if err != nil || string(e.Body) != string(w.Bodies[42]) {
+		t.Fatalf("Entry(42) = %q, %v", e.Body, err)
+	}
+}
+
+func mustVerifier(t testing.TB, vkey string) note.Verifier {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func testForged(t *testing.T, w *World) {
+	ctx := context.Background()
+	cp0 := w.Ingest(t, Filler(t, "h1", 0, 5)...)
+	good, err := ledger.Sign(w.Hosts["h1"], Filler(t, "h1", 5, 3)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, _, _ := note.GenerateKey(rand.Reader, "h3")
+	s3, _ := note.NewSigner(stranger)
+	fromH3, err := ledger.Sign(s3, Filler(t, "h3", 5, 2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// h2's key signing a batch that claims to be h1's.
+	h2AsH1, _ := ledger.Sign(w.Hosts["h2"], Filler(t, "h2", 5, 2)...)
+	h2AsH1.Host = "h1"
+	for i := range h2AsH1.Events {
+		h2AsH1.Events[i] = []byte(strings.Replace(string(h2AsH1.Events[i]), `"host":"h2"`, `"host":"h1"`, 1))
+	}
+	mod := func(f func(b *ledger.SignedBatch)) ledger.SignedBatch {
+		b := ledger.SignedBatch{Host: good.Host, Sig: append([]byte(nil), good.Sig...)}
+		for _, e := range good.Events {
+			b.Events = append(b.Events, append([]byte(nil), e...))
+		}
+		f(&b)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    ledger.SignedBatch
+	}{
+		{"unenrolled host", fromH3},
+		{"another host's key", h2AsH1},
+		{"event changed after signing", mod(func(b *ledger.SignedBatch) { b.Events[1] = []byte(strings.Replace(string(b.Events[1]), "net status", "net statuz", 1)) })},
+		{"event dropped", mod(func(b *ledger.SignedBatch) { b.Events = b.Events[:2] })},
+		{"events reordered", mod(func(b *ledger.SignedBatch) { b.Events[0], b.Events[1] = b.Events[1], b.Events[0] })},
+		{"signature flipped", mod(func(b *ledger.SignedBatch) { b.Sig[len(b.Sig)-1] ^= 1 })},
+		{"no signature", mod(func(b *ledger.SignedBatch) { b.Sig = nil })},
+		{"event of another host", mod(func(b *ledger.SignedBatch) {
+			e := Ev(t, ledger.OperatorAction, "h2", "x", 1, nil)
+			body, _ := e.Marshal()
+			b.Events = [][]byte{body}
+			root, _ := ledger.BatchRoot(b.Events)
+			b.Sig, _ = w.Hosts["h1"].Sign(ledger.BatchMessage("h1", 1, root))
+		})},
+		{"non-canonical body, signed", mod(func(b *ledger.SignedBatch) {
+			b.Events = [][]byte{[]byte(strings.Replace(string(b.Events[0]), `{"v":1,`, `{"v":1, `, 1))}
+			root, _ := ledger.BatchRoot(b.Events)
+			b.Sig, _ = w.Hosts["h1"].Sign(ledger.BatchMessage("h1", 1, root))
+		})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := w.Log.Ingest(ctx, good, tc.b) // a good batch alongside is not kept either
+			if !errors.Is(err, ledger.ErrForged) {
+				t.Fatalf("Ingest = %v, want ErrForged", err)
+			}
+			if n, _ := w.Store.Size(ctx); n != cp0.Size {
+				t.Fatalf("Size after a refused ingest = %d, want %d", n, cp0.Size)
+			}
+			if cp, _ := w.Store.Latest(ctx); cp.Size != cp0.Size || cp.Root != cp0.Root {
+				t.Fatalf("latest checkpoint moved to %d", cp.Size)
+			}
+		})
+	}
+	if _, err := w.Log.Ingest(ctx, good); err != nil {
+		t.Fatalf("the good batch alone: %v", err)
+	}
+	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+func testTamper(t *testing.T, newWorld func(*testing.T) *World) {
+	ctx := context.Background()
+	other := Ev(t, ledger.OperatorAction, "h1", "intruder", 999, map[string]string{"action": "nothing happened"})
+	otherBody, _ := other.Marshal()
+	for _, tc := range []struct {
+		name string
+		do   func(w *World) error
+	}{
+		{"edit", func(w *World) error { return w.Tamper.TamperSetBody(ctx, 5, otherBody) }},
+		{"edit, hashes rewritten to match", func(w *World) error {
+			// The intruder also recomputes every stored hash for the new
+			// body: Verify sees the old checkpoints' roots (signed) differ.
+			bodies := append([][]byte(nil), w.Bodies...)
+			bodies[5] = otherBody
+			r, _ := memTree(t, bodies)
+			if err := w.Tamper.TamperSetBody(ctx, 5, otherBody); err != nil {
+				return err
+			}
+			for id := int64(0); ; id++ {
+				h, err := r.ReadHashes([]int64{id})
+				if err != nil {
+					return nil
+				}
+				if err := w.Tamper.TamperSetHash(ctx, id, h[0]); err != nil {
+					return err
+				}
+			}
+		}},
+		{"delete", func(w *World) error { return w.Tamper.TamperDelete(ctx, 5) }},
+		{"delete the last", func(w *World) error { return w.Tamper.TamperDelete(ctx, int64(len(w.Bodies)-1)) }},
+		{"insert", func(w *World) error { return w.Tamper.TamperInsert(ctx, 5, otherBody) }},
+		{"reorder", func(w *World) error { return w.Tamper.TamperSwap(ctx, 5, 6) }},
+		{"hash row", func(w *World) error { return w.Tamper.TamperSetHash(ctx, tlog.StoredHashIndex(1, 2), tlog.Hash{1}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			early := w.Ingest(t, Filler(t, "h1", 0, 20)...)
+			w.Ingest(t, Filler(t, "h1", 20, 10)...)
+			late := w.Ingest(t, Filler(t, "h2", 30, 10)...)
+			if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
+				t.Fatalf("Verify before tampering = %+v, %v", rep, err)
+			}
+			if err := tc.do(w); err != nil {
+				t.Fatalf("tampering: %v", err)
+			}
+			rep, err := w.Log.Verify(ctx)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if rep.OK() {
+				t.Fatalf("Verify after %s found nothing", tc.name)
+			}
+			t.Logf("Verify: %d problems, first: %s", len(rep.Problems), rep.Problems[0].What)
+			// A checker who kept the early (and the late) checkpoint:
+			// some entry's proof must now fail.
+			for _, cp := range []ledger.Checkpoint{early, late} {
+				if tc.name == "delete the last" && cp.Size == early.Size {
+					continue // the early tree does not hold it
+				}
+				if proofsHold(ctx, w, cp) {
+					t.Errorf("every entry of checkpoint %d still proves after %s", cp.Size, tc.name)
+				}
+			}
+		})
+	}
+}
+
+// proofsHold says whether every entry of cp's tree, read from the store,
+// proves against cp (the checker's own copy) and the store's tree is
+// consistent with cp.
+func proofsHold(ctx context.Context, w *World, cp ledger.Checkpoint) bool {
+	for i := int64(0); i < cp.Size; i++ {
+		e, err := w.Log.Entry(ctx, i)
+		if err != nil {
+			return false
+		}
+		p, err := w.Log.Prove(ctx, i, cp.Size)
+		if err != nil || tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(e.Body)) != nil {
+			return false
+		}
+	}
+	latest, err := w.Store.Latest(ctx)
+	if err != nil {
+		return false
+	}
+	size, err := w.Store.Size(ctx)
+	if err != nil || size != latest.Size {
+		return false
+	}
+	th, err := tlog.TreeHash(latest.Size, tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return w.Store.ReadHashes(ctx, ix) }))
+	if err != nil || th != latest.Root {
+		return false
+	}
+	p, err := w.Log.ProveTree(ctx, cp.Size, latest.Size)
+	return err == nil && tlog.CheckTree(p, latest.Size, latest.Root, cp.Size, cp.Root) == nil
+}
+
+func lease(mac, ip string) ledger.LeaseData { return ledger.LeaseData{MAC: mac, IP: ip} }
+
+func testWhoHad(t *testing.T, w *World) {
+	ctx := context.Background()
+	run := func(img string) ledger.RunData {
+		return ledger.RunData{Name: "n", Owner: "alice", Image: img, List: "list-1", Endorser: "/CN=e", Class: 2}
+	}
+	// vm-a holds 10.0.0.5 from 10 to 30 on h1; vm-b gets the same address
+	// from 40 on h1; vm-c holds 10.0.0.7 on h1 from 10, migrates to h2 at
+	// 50 (lease ends on h1, starts on h2) and stops at 70.
+	w.Ingest(t,
+		Ev(t, ledger.VMStarted, "h1", "vm-a", 9, run("aaaa")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-a", 10, lease("52:54:00:00:00:0a", "10.0.0.5")),
+		Ev(t, ledger.VMStarted, "h1", "vm-c", 9, run("cccc")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-c", 10, lease("52:54:00:00:00:0c", "10.0.0.7")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-c", 10, lease("52:54:00:00:00:0c", "fd00::7")),
+	)
+	w.Ingest(t, Filler(t, "h1", 100, 10)...)
+	w.Ingest(t,
+		Ev(t, ledger.LeaseEndType, "h1", "vm-a", 30, lease("52:54:00:00:00:0a", "10.0.0.5")),
+		Ev(t, ledger.VMStopped, "h1", "vm-a", 31, nil),
+		Ev(t, ledger.VMStarted, "h1", "vm-b", 39, run("bbbb")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-b", 40, lease("52:54:00:00:00:0b", "10.0.0.5")),
+		Ev(t, ledger.LeaseEndType, "h1", "vm-c", 50, lease("52:54:00:00:00:0c", "10.0.0.7")),
+	)
+	w.Ingest(t,
+		Ev(t, ledger.VMMigrated, "h2", "vm-c", 50, ledger.MigrateData{From: "h1", Run: run("cccc")}),
+		Ev(t, ledger.LeaseStart, "h2", "vm-c", 50, lease("52:54:00:00:00:0c", "10.0.0.7")),
+	)
+	w.Ingest(t,
+		Ev(t, ledger.LeaseEndType, "h2", "vm-c", 70, lease("52:54:00:00:00:0c", "10.0.0.7")),
+		Ev(t, ledger.VMStopped, "h2", "vm-c", 70, nil),
+	)
+	at := func(m int) time.Time { return T0.Add(time.Duration(m) * time.Minute) }
+	for _, tc := range []struct {
+		ip        string
+		min       int
+		vm, host  string // "" : no lease
+		image     string
+		from, to  int // minutes; to -1: held
+		proofsMin int
+	}{
+		{"10.0.0.5", 5, "", "", "", 0, 0, 0},
+		{"10.0.0.5", 10, "vm-a", "h1", "aaaa", 10, 30, 3},
+		{"10.0.0.5", 29, "vm-a", "h1", "aaaa", 10, 30, 3},
+		{"10.0.0.5", 30, "", "", "", 0, 0, 0}, // ended at 30
+		{"10.0.0.5", 35, "", "", "", 0, 0, 0},
+		{"10.0.0.5", 40, "vm-b", "h1", "bbbb", 40, -1, 2},
+		{"10.0.0.5", 1000, "vm-b", "h1", "bbbb", 40, -1, 2},
+		{"10.0.0.7", 20, "vm-c", "h1", "cccc", 10, 50, 3},
+		{"10.0.0.7", 50, "vm-c", "h2", "cccc", 50, 70, 3},
+		{"10.0.0.7", 69, "vm-c", "h2", "cccc", 50, 70, 3},
+		{"10.0.0.7", 70, "", "", "", 0, 0, 0},
+		{"fd00::7", 60, "vm-c", "h1", "", 10, -1, 1}, // a lease never ended; vm-c's run on h1 ended at 50
+		{"::ffff:10.0.0.5", 12, "vm-a", "h1", "aaaa", 10, 30, 3},
+	} {
+		t.Run(fmt.Sprintf("%s@%d", tc.ip, tc.min), func(t *testing.T) {
+			ans, err := w.Log.WhoHad(ctx, netip.MustParseAddr(tc.ip), at(tc.min))
+			if tc.vm == "" {
+				if !errors.Is(err, ledger.ErrNoLease) {
+					t.Fatalf("WhoHad = %+v, %v; want ErrNoLease", ans, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := ans.Lease
+			if l.VM != tc.vm || l.Host != tc.host || !l.From.Equal(at(tc.from)) || (tc.to < 0) != l.To.IsZero() || tc.to >= 0 && !l.To.Equal(at(tc.to)) {
+				t.Fatalf("lease = %+v, want %s on %s from %d to %d", l, tc.vm, tc.host, tc.from, tc.to)
+			}
+			if tc.image == "" {
+				if ans.Run != nil {
+					t.Fatalf("run = %+v, want none", ans.Run)
+				}
+			} else if ans.Run == nil || ans.Run.Image != tc.image || ans.Run.Host != tc.host || ans.Run.Owner != "alice" {
+				t.Fatalf("run = %+v, want image %s on %s", ans.Run, tc.image, tc.host)
+			}
+			if len(ans.Proofs) < tc.proofsMin {
+				t.Fatalf("%d proofs, want ≥ %d", len(ans.Proofs), tc.proofsMin)
+			}
+			for _, p := range ans.Proofs {
+				if err := tlog.CheckRecord(p.Proof, ans.Checkpoint.Size, ans.Checkpoint.Root, p.Entry.Index, tlog.RecordHash(p.Entry.Body)); err != nil {
+					t.Fatalf("proof of %d: %v", p.Entry.Index, err)
+				}
+			}
+		})
+	}
+	tl, cp, err := w.Log.Timeline(ctx, "vm-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, p := range tl {
+		types = append(types, string(p.Event.Type)+"@"+p.Event.Host)
+		if err := tlog.CheckRecord(p.Proof, cp.Size, cp.Root, p.Entry.Index, tlog.RecordHash(p.Entry.Body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := strings.Join(types, " "), "vm.started@h1 lease.start@h1 lease.start@h1 lease.end@h1 vm.migrated@h2 lease.start@h2 lease.end@h2 vm.stopped@h2"; got != want {
+		t.Fatalf("timeline(vm-c) = %s\nwant %s", got, want)
+	}
+}
+
+func testRuns(t *testing.T, w *World) {
+	ctx := context.Background()
+	mk := func(host, vm string, m int, img, owner, endorser string) ledger.Event {
+		return Ev(t, ledger.VMStarted, host, vm, m, ledger.RunData{Image: img, Owner: owner, Endorser: endorser})
+	}
+	w.Ingest(t, mk("h1", "a", 10, "img1", "alice", "/CN=e1"), mk("h1", "b", 20, "img2", "bob", "/CN=e1"))
+	w.Ingest(t, mk("h2", "c", 30, "img1", "bob", "/CN=e2"), Ev(t, ledger.VMStopped, "h2", "c", 35, nil))
+	w.Ingest(t, Ev(t, ledger.VMStopped, "h1", "a", 40, nil))
+	at := func(m int) time.Time { return T0.Add(time.Duration(m) * time.Minute) }
+	for _, tc := range []struct {
+		name string
+		f    ledger.RunFilter
+		want string
+	}{
+		{"all", ledger.RunFilter{}, "a b c"},
+		{"image", ledger.RunFilter{Image: "img1"}, "a c"},
+		{"endorser", ledger.RunFilter{Endorser: "/CN=e1"}, "a b"},
+		{"owner", ledger.RunFilter{Owner: "bob"}, "b c"},
+		{"host", ledger.RunFilter{Host: "h2"}, "c"},
+		{"image in [36, 50)", ledger.RunFilter{Image: "img1", From: at(36), To: at(50)}, "a"},
+		{"before 15", ledger.RunFilter{To: at(15)}, "a"},
+		{"after 41", ledger.RunFilter{From: at(41)}, "b"},
+		{"limit", ledger.RunFilter{Limit: 2}, "a b"},
+	} {
+		rs, err := w.Store.Runs(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rs {
+			got = append(got, r.VM)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("Runs(%s) = %v, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func testRollback(t *testing.T, w *World) {
+	ctx := context.Background()
+	cp := w.Ingest(t, Filler(t, "h1", 0, 3)...)
+	boom := errors.New("boom")
+	err := w.Store.Update(ctx, func(tx ledger.Tx) error {
+		if err := tx.Append(ctx, ledger.Append{Entries: []ledger.Entry{{Index: 3, Batch: 3, Body: []byte("x")}}}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want boom", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	err = w.Store.Update(cctx, func(tx ledger.Tx) error {
+		err := tx.Append(cctx, ledger.Append{Entries: []ledger.Entry{{Index: 3, Batch: 3, Body: []byte("x")}}})
+		cancel()
+		return err
+	})
+	if err == nil {
+		t.Fatal("Update with its context cancelled inside committed")
+	}
+	err = w.Store.Update(ctx, func(tx ledger.Tx) error {
+		return tx.Append(ctx, ledger.Append{Entries: []ledger.Entry{{Index: 7, Batch: 7, Body: []byte("x")}}})
+	})
+	if err == nil {
+		t.Fatal("Append of entry 7 to a log of 3 succeeded")
+	}
+	if n, _ := w.Store.Size(ctx); n != cp.Size {
+		t.Fatalf("Size = %d after rolled-back updates, want %d", n, cp.Size)
+	}
+	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+}
+
+func testConcurrent(t *testing.T, w *World) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			host := []string{"h1", "h2"}[g%2]
+			for i := range 5 {
+				b, err := ledger.Sign(w.Hosts[host], Filler(t, host, g*100+i*10, 10)...)
+				if err == nil {
+					_, err = w.Log.Ingest(ctx, b)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	rep, err := w.Log.Verify(ctx)
+	if err != nil || !rep.OK() || rep.Size != 200 {
+		t.Fatalf("Verify = %+v, %v; want 200 entries, no problem", rep, err)
+	}
+}
+
+func testHosts(t *testing.T, w *World) {
+	ctx := context.Background()
+	_, v, _ := note.GenerateKey(rand.Reader, "h1")
+	if err := w.Log.Enroll(ctx, v); err == nil {
+		t.Fatal("enrolling another key for h1 succeeded")
+	}
+	h, err := w.Store.Host(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Log.Enroll(ctx, h.Key); err != nil {
+		t.Fatalf("enrolling h1's own key again: %v", err)
+	}
+	if _, err := w.Store.Host(ctx, "nobody"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("Host(nobody) = %v, want ErrNotFound", err)
+	}
+	hs, err := w.Store.Hosts(ctx)
+	if err != nil || len(hs) != 2 {
+		t.Fatalf("Hosts = %v, %v", hs, err)
+	}
+}

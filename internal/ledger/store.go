@@ -1,0 +1,193 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ErrNotFound is returned by a Store for a row that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store keeps a ledger's rows: the entries (event bodies), the stored
+// hashes of their Merkle tree, the host-signed batches, the signed
+// checkpoints, the enrolled host keys, and the query indexes (leases,
+// runs, timeline) derived from the entries. One implementation per
+// database (package sqlite, package postgres); ledgertest.TestStore is the
+// conformance suite every one passes.
+//
+// A Store checks no signature and computes no hash: the Log does, and
+// writes everything one ingest produces through one Update, so that the
+// entries, their tree hashes, the batch and the checkpoint are committed
+// together or not at all.
+type Store interface {
+	// Update runs fn in one transaction and commits it when fn returns
+	// nil; otherwise, or when ctx ends, nothing fn wrote remains. Updates
+	// are serialised (one writer).
+	Update(ctx context.Context, fn func(Tx) error) error
+	Reader
+	Close() error
+}
+
+// Reader is what may be read outside a transaction; each call sees one
+// committed state.
+type Reader interface {
+	// Size is the number of entries.
+	Size(ctx context.Context) (int64, error)
+	// ReadHashes returns the stored hashes with the given tlog storage
+	// indexes (tlog.StoredHashIndex), in order; a missing one is an error.
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// Entries calls fn for the entries with index in [from, to), in index
+	// order, stopping at fn's first error.
+	Entries(ctx context.Context, from, to int64, fn func(Entry) error) error
+	// Batches calls fn for every batch in id order.
+	Batches(ctx context.Context, fn func(Batch) error) error
+	// Checkpoint returns the checkpoint of the given size; Latest the
+	// largest. ErrNotFound when there is none.
+	Checkpoint(ctx context.Context, size int64) (Checkpoint, error)
+	Latest(ctx context.Context) (Checkpoint, error)
+	// Host returns an enrolled host; ErrNotFound when unknown.
+	Host(ctx context.Context, name string) (Host, error)
+	Hosts(ctx context.Context) ([]Host, error)
+	// LeasesAt returns the leases of ip that began at or before at, latest
+	// first, at most limit (the caller checks which still held at at).
+	LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) ([]Lease, error)
+	// Runs returns the runs matching f, by start time.
+	Runs(ctx context.Context, f RunFilter) ([]Run, error)
+	// Timeline returns the entry indexes of the events about vm, in order.
+	Timeline(ctx context.Context, vm string) ([]int64, error)
+}
+
+// Tx is an Update's transaction.
+type Tx interface {
+	Size(ctx context.Context) (int64, error)
+	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	Host(ctx context.Context, name string) (Host, error)
+	Latest(ctx context.Context) (Checkpoint, error)
+	// PutHost enrolls a host; an existing name with another key is an
+	// error (a host's key is never replaced silently).
+	PutHost(ctx context.Context, h Host) error
+	// Append adds a's rows. a.Entries must continue the log (the first
+	// index equals Size) and a.Hashes the stored hashes.
+	Append(ctx context.Context, a Append) error
+	// PutCheckpoint stores a checkpoint; one of the same size is replaced
+	// only by one with the same root (adding cosignatures).
+	PutCheckpoint(ctx context.Context, c Checkpoint) error
+}
+
+// Entry is one event as the log holds it: its body, verbatim, at Index,
+// part of batch Batch.
+type Entry struct {
+	Index int64
+	Batch int64
+	Body  []byte
+}
+
+// Hash is one stored hash of the tree, at its tlog storage index.
+type Hash struct {
+	Index int64
+	Hash  tlog.Hash
+}
+
+// Batch is a host's signed submission: entries [First, First+Count) (its
+// ID is First),
+// whose record hashes have the Merkle root Root, signed by Host (see
+// BatchMessage).
+type Batch struct {
+	ID    int64
+	Host  string
+	First int64
+	Count int64
+	Root  tlog.Hash
+	Sig   []byte
+}
+
+// Checkpoint is a signed tree head: the note (C2SP tlog-checkpoint body,
+// the log's signature and any witnesses' cosignatures) for tree Size with
+// root Root.
+type Checkpoint struct {
+	Size int64
+	Root tlog.Hash
+	Note []byte
+	Time time.Time
+}
+
+// Host is an enrolled host: its name and note verifier key.
+type Host struct {
+	Name  string
+	Key   string // sumdb/note verifier key: name+hash+base64
+	Added time.Time
+}
+
+// Lease is a MAC/IP binding of a VM on a host from From until To (zero:
+// still held), indexed from its start and end events.
+type Lease struct {
+	IP         netip.Addr
+	MAC        string
+	VM         string
+	Host       string
+	From, To   time.Time
+	Start, End int64 // entry indexes; End is -1 while held
+}
+
+// LeaseEnd closes the lease of (IP, MAC, VM, Host) still held.
+type LeaseEnd struct {
+	IP    netip.Addr
+	MAC   string
+	VM    string
+	Host  string
+	To    time.Time
+	Index int64
+}
+
+// Run is a VM's run on a host: from its start event (with the admission's
+// image, list, endorser and owner) to its stop (To zero: running).
+type Run struct {
+	VM       string
+	Name     string
+	Host     string
+	Owner    string
+	Image    string // sha512 of the image, hex
+	List     string
+	Endorser string
+	From, To time.Time
+	Start    int64
+	End      int64 // -1 while running
+}
+
+// RunEnd closes the running run of VM on Host.
+type RunEnd struct {
+	VM    string
+	Host  string
+	To    time.Time
+	Index int64
+}
+
+// RunFilter selects runs overlapping [From, To) (zero: unbounded) with
+// every non-empty field equal.
+type RunFilter struct {
+	Image, Endorser, Owner, Host, VM string
+	From, To                         time.Time
+	Limit                            int // 0: 1000
+}
+
+// VMEvent indexes an entry under a VM for its timeline.
+type VMEvent struct {
+	VM    string
+	Index int64
+}
+
+// Append is what one ingest adds.
+type Append struct {
+	Entries   []Entry
+	Hashes    []Hash
+	Batches   []Batch
+	Leases    []Lease
+	LeaseEnds []LeaseEnd
+	Runs      []Run
+	RunEnds   []RunEnd
+	VMEvents  []VMEvent
+}
