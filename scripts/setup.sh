@@ -50,6 +50,8 @@ PACKAGES=(
 	nmap            # internal/contain attack tests: scans
 	tcpdump         # internal/contain attack tests: what a sniffer sees
 	iputils-ping    # internal/contain tests: legitimate traffic still flows (ping, ping -6)
+	postgresql-15   # internal/ledger/postgres: the ledger on PostgreSQL (a private server per test run, internal/pgtest)
+	e2fsprogs       # debugfs: internal/vmtest writes scripts into the guest tools image
 )
 GO_MIN_MAJOR=1
 GO_MIN_MINOR=26

@@ -48,6 +48,7 @@ const (
 	exitPartial   = 4
 	exitFindings  = 5 // inspect: findings at or above --fail-on
 	exitDenied    = 6 // admit: the domain is refused
+	exitTampered  = 7 // ledger: it does not verify
 	exitCancelled = 130
 )
 
@@ -103,6 +104,8 @@ func exitCode(err error) int {
 		return exitFindings
 	case errors.Is(err, cli.ErrDenied):
 		return exitDenied
+	case errors.Is(err, cli.ErrTampered):
+		return exitTampered
 	}
 	return exitInternal
 }

@@ -157,8 +157,9 @@ type Disk struct {
 	// Verified says how the digest was established: VerifiedIdentity or
 	// VerifiedSHA512 ("" when the file was not verified).
 	Verified string `json:"verified,omitempty"`
-	User     bool   `json:"user,omitempty"`  // a registered user image
-	Owner    string `json:"owner,omitempty"` // its owner
+	User     bool   `json:"user,omitempty"`     // a registered user image
+	Owner    string `json:"owner,omitempty"`    // its owner
+	Endorser string `json:"endorser,omitempty"` // the endorser of a catalog image
 
 	// File is the identity of the file that was re-hashed (Verified ==
 	// VerifiedSHA512), for the caller to record; Subscription names the
@@ -498,7 +499,7 @@ func (r *resolver) identify(ctx context.Context, name string) (Disk, Image, stri
 	var first Disk
 	var firstIm Image
 	for i, im := range cands {
-		d := Disk{ImageID: im.ID, SHA512: im.SHA512, User: im.User, Owner: im.Owner, Subscription: im.Subscription}
+		d := Disk{ImageID: im.ID, SHA512: im.SHA512, User: im.User, Owner: im.Owner, Endorser: im.Endorser, Subscription: im.Subscription}
 		switch im.State {
 		case catalog.ImageCached:
 			how, id, err := verify(ctx, p, im, r.refuseChanged)

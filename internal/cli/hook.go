@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmtrust/vmtrust/internal/admission"
 	"github.com/vmtrust/vmtrust/internal/admission/domain"
+	"github.com/vmtrust/vmtrust/internal/ledger"
 	"github.com/vmtrust/vmtrust/internal/admission/policy"
 )
 
@@ -99,12 +100,25 @@ func runHook(ctx context.Context, g *Globals, args []string, policyFile string, 
 	case op == "release" && sub == "end":
 		x, _ := readBounded(g.Stdin, "-", domain.MaxSize)
 		err := hookLifecycle(g, name, op, sub, x)
-		uncontainDomain(ctx, g, name, x, netns)
+		evs := uncontainDomain(ctx, g, name, x, netns)
+		vm := name
+		if dom, err := domain.Parse(x); err == nil && dom.UUID != "" {
+			vm = dom.UUID
+		}
+		evs = append(evs, ledgerEvent{Type: ledger.VMStopped, VM: vm})
+		if lerr := recordLedger(ctx, g, evs...); lerr != nil {
+			g.Log.Warn("stop not recorded in the ledger", "domain", name, "err", lerr)
+		}
 		return err
 	case op == "started" && sub == "begin":
-		// The domain's devices exist now: contain its interfaces, or stop it.
-		if err := containDomain(ctx, g, name, policyFile, hs); err != nil {
+		// The domain's devices exist now: contain its interfaces, or stop
+		// it; the start and its leases go to the ledger, or it stops.
+		evs, err := containDomain(ctx, g, name, policyFile, hs)
+		if err != nil {
 			return &classed{ErrDenied, fmt.Errorf("refused domain %s (started begin): network containment: %w", name, err)}
+		}
+		if err := recordLedger(ctx, g, evs...); err != nil {
+			return &classed{ErrDenied, fmt.Errorf("refused domain %s (started begin): %w", name, err)}
 		}
 		return nil
 	case !(op == "prepare" || op == "migrate") || sub != "begin":
@@ -113,6 +127,15 @@ func runHook(ctx context.Context, g *Globals, args []string, policyFile string, 
 	d, err := hookDecide(ctx, g, name, policyFile, hs)
 	if err == nil && d.Allow {
 		err = savePlan(g, d)
+	}
+	if err == nil {
+		// The decision goes to the ledger; an allowed domain whose
+		// decision cannot be recorded is refused.
+		if lerr := recordLedger(ctx, g, decisionEvent(d)); lerr != nil && d.Allow {
+			err = lerr
+		} else if lerr != nil {
+			g.Log.Warn("refusal not recorded in the ledger", "domain", name, "err", lerr)
+		}
 	}
 	if err != nil {
 		// Fail closed: record the refusal where possible and say what failed.

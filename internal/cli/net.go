@@ -106,7 +106,14 @@ func withNet(ctx context.Context, g *Globals, o *netOptions, f func(*netSite) er
 	if n.state, err = netstate.Open(g.State); err != nil {
 		return err
 	}
-	return f(n)
+	err = f(n)
+	// The lease log's events go to the ledger too.
+	if evs := netLedgerEvents(n.state.Logged()); len(evs) > 0 {
+		if lerr := recordLedger(ctx, g, evs...); lerr != nil {
+			return errors.Join(err, fmt.Errorf("not recorded in the ledger: %w", lerr))
+		}
+	}
+	return err
 }
 
 // portOf is the rule-set view of a binding.

@@ -64,7 +64,8 @@ to stderr, prefixed "vmtrust:".`,
 	root.SetOut(g.Stdout)
 	root.SetErr(g.Stderr)
 	root.AddCommand(newImagelistCmd(g), newEndorserCmd(g), newSubscribeCmd(g), newUnsubscribeCmd(g),
-		newSubscriptionsCmd(g), newUpdateCmd(g), newImagesCmd(g), newInspectCmd(g), newVulndbCmd(g), newAdmitCmd(g), newHookCmd(g), newUserImagesCmd(g), newNetCmd(g))
+		newSubscriptionsCmd(g), newUpdateCmd(g), newImagesCmd(g), newInspectCmd(g), newVulndbCmd(g), newAdmitCmd(g), newHookCmd(g), newUserImagesCmd(g), newNetCmd(g),
+		newLedgerCmd(g), newWhoHadCmd(g), newTimelineCmd(g))
 	return root
 }
 

@@ -87,6 +87,9 @@ EXIT STATUS
 				if err := deliverHooks(ctx, g, s); err != nil {
 					return err
 				}
+				if err := syncCatalogToLedger(ctx, g, s); err != nil {
+					return fmt.Errorf("ledger: %w", err)
+				}
 				if o.JSON {
 					if err := printJSON(g.Stdout, map[string]any{"message_type": "update", "subscriptions": res}); err != nil {
 						return err

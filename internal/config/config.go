@@ -19,6 +19,8 @@
 //	retries = 4
 //	admission_policy = "/etc/vmtrust/policy.toml"   # default: the built-in policy
 //	block_on = "high"           # user images with a finding this severe are not registered
+//	ledger_postgres = "postgres://vmtrust@db.example/ledger"   # default: SQLite in the state directory
+//	ledger_host = "hv01.example"                              # default: the host name
 //
 //	[[hook]]
 //	name = "glance"
@@ -117,6 +119,12 @@ type Config struct {
 	// BlockOn is the inspection severity from which a finding blocks the
 	// registration of a user-supplied image (low, medium, high, critical).
 	BlockOn string `toml:"block_on"`
+	// LedgerPostgres is the PostgreSQL connection string of a shared
+	// ledger; "" keeps the ledger in SQLite in the state directory.
+	LedgerPostgres string `toml:"ledger_postgres"`
+	// LedgerHost is this host's name in the ledger (its signing key's
+	// name); "" is the system's host name.
+	LedgerHost string `toml:"ledger_host"`
 }
 
 // Default is the configuration without a file.

@@ -60,7 +60,7 @@ type Event struct {
 	V     int             `json:"v"`
 	Type  Type            `json:"type"`
 	Host  string          `json:"host"`            // the host that saw it and signs it
-	Time  time.Time       `json:"time"`            // UTC
+	Time  time.Time       `json:"time"`            // UTC, whole microseconds
 	VM    string          `json:"vm,omitempty"`    // the domain's UUID (or name) it is about
 	Actor string          `json:"actor,omitempty"` // the operator, for operator actions
 	Data  json.RawMessage `json:"data,omitempty"`  // a JSON object
@@ -93,7 +93,7 @@ type LeaseData struct {
 // NewEvent returns an event of type t by host about vm at time at, with
 // data (nil, or a value encoding to a JSON object) as its payload.
 func NewEvent(t Type, host, vm string, at time.Time, data any) (Event, error) {
-	e := Event{V: SchemaVersion, Type: t, Host: host, VM: vm, Time: at.UTC()}
+	e := Event{V: SchemaVersion, Type: t, Host: host, VM: vm, Time: at.UTC().Truncate(time.Microsecond)}
 	if data != nil {
 		b, err := json.Marshal(data)
 		if err != nil {
@@ -145,6 +145,9 @@ func (e Event) check() error {
 	}
 	if e.Time.IsZero() || e.Time.Year() < 2000 || e.Time.Year() > 9999 {
 		return fmt.Errorf("event %s: time %v out of range", e.Type, e.Time)
+	}
+	if !e.Time.Equal(e.Time.Truncate(time.Microsecond)) {
+		return fmt.Errorf("event %s: time %v: more precise than a microsecond (both stores keep microseconds)", e.Type, e.Time)
 	}
 	for what, s := range map[string]string{"vm": e.VM, "actor": e.Actor} {
 		if len(s) > 256 || !utf8.ValidString(s) {

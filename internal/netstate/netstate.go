@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sort"
 	"strings"
 	"syscall"
@@ -125,7 +126,11 @@ func (b *Binding) Validate() error {
 }
 
 // Store is the state of one hypervisor's containment.
-type Store struct{ dir string }
+type Store struct {
+	dir    string
+	mu     sync.Mutex
+	logged []Event // what log wrote, for Logged
+}
 
 // Open opens (and creates) STATE/net.
 func Open(stateDir string) (*Store, error) {
@@ -249,7 +254,20 @@ func (s *Store) log(ev Event) error {
 	if err := jsonl.Append(filepath.Join(s.dir, LeasesFile), ev); err != nil {
 		return fmt.Errorf("netstate: lease log: %w", err)
 	}
+	s.mu.Lock()
+	s.logged = append(s.logged, ev)
+	s.mu.Unlock()
 	return nil
+}
+
+// Logged returns the lease log events this Store wrote since the last
+// call (for the ledger, which records them after the lease log).
+func (s *Store) Logged() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.logged
+	s.logged = nil
+	return out
 }
 
 // update runs f on the bindings under the lock and writes the result.
@@ -319,6 +337,12 @@ type Plan struct {
 	RatePPS          int            `json:"rate_pps"`
 	AllowedAddresses []netip.Prefix `json:"allowed_addresses,omitempty"`
 	Decided          time.Time      `json:"decided"`
+	// What the ledger's vm.started event says of the run: the first
+	// disk's image (sha512), its list image identifier, endorser, owner.
+	Image    string `json:"image,omitempty"`
+	ImageID  string `json:"image_id,omitempty"`
+	Endorser string `json:"endorser,omitempty"`
+	Owner    string `json:"owner,omitempty"`
 }
 
 const plansDir = "plans"

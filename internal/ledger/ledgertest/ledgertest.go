@@ -251,7 +251,9 @@ func testForged(t *testing.T, w *World) {
 	}{
 		{"unenrolled host", fromH3},
 		{"another host's key", h2AsH1},
-		{"event changed after signing", mod(func(b *ledger.SignedBatch) { b.Events[1] = []byte(strings.Replace(string(b.Events[1]), "net status", "net statuz", 1)) })},
+		{"event changed after signing", mod(func(b *ledger.SignedBatch) {
+			b.Events[1] = []byte(strings.Replace(string(b.Events[1]), "net status", "net statuz", 1))
+		})},
 		{"event dropped", mod(func(b *ledger.SignedBatch) { b.Events = b.Events[:2] })},
 		{"events reordered", mod(func(b *ledger.SignedBatch) { b.Events[0], b.Events[1] = b.Events[1], b.Events[0] })},
 		{"signature flipped", mod(func(b *ledger.SignedBatch) { b.Sig[len(b.Sig)-1] ^= 1 })},

@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/vmtrust/vmtrust/internal/ledger"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The Tamper methods change the database directly, bypassing every check
+// and the Update lock, as an attacker with write access would. Only the
+// tampering tests (ledgertest) call them. A missing row is an error
+// wrapping ledger.ErrNotFound.
+
+// TamperSetBody replaces the body of entry idx.
+func (s *Store) TamperSetBody(ctx context.Context, idx int64, body []byte) error {
+	return s.tamper(ctx, fmt.Sprintf("set body of entry %d", idx), 1,
+		"UPDATE entries SET body = $2 WHERE idx = $1", idx, nonNil(body))
+}
+
+// TamperDelete deletes entry idx.
+func (s *Store) TamperDelete(ctx context.Context, idx int64) error {
+	return s.tamper(ctx, fmt.Sprintf("delete entry %d", idx), 1, "DELETE FROM entries WHERE idx = $1", idx)
+}
+
+// TamperSwap swaps the bodies of entries i and j.
+func (s *Store) TamperSwap(ctx context.Context, i, j int64) error {
+	want := int64(2)
+	if i == j {
+		want = 1
+	}
+	return s.tamper(ctx, fmt.Sprintf("swap entries %d and %d", i, j), want,
+		`UPDATE entries e SET body = o.body FROM entries o
+		WHERE (e.idx = $1 AND o.idx = $2) OR (e.idx = $2 AND o.idx = $1)`, i, j)
+}
+
+// TamperSetHash replaces the stored hash id.
+func (s *Store) TamperSetHash(ctx context.Context, id int64, h tlog.Hash) error {
+	return s.tamper(ctx, fmt.Sprintf("set hash %d", id), 1, "UPDATE hashes SET hash = $2 WHERE id = $1", id, h[:])
+}
+
+// TamperInsert moves every entry with index ≥ idx up by one and puts body
+// at idx, in the batch of the entry it displaced.
+func (s *Store) TamperInsert(ctx context.Context, idx int64, body []byte) error {
+	subj := fmt.Sprintf("ledger postgres: tamper: insert entry %d", idx)
+	return s.with(ctx, func(c *pgx.Conn) error {
+		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var batch int64
+			if err := tx.QueryRow(ctx, "SELECT batch FROM entries WHERE idx = $1", idx).Scan(&batch); err != nil {
+				if errors.Is(err, pgx.ErrNoRows) {
+					return ledger.ErrNotFound
+				}
+				return err
+			}
+			// The primary key is checked row by row: move the tail to
+			// negative indexes first, then to its place, so no two rows
+			// ever share an index.
+			if _, err := tx.Exec(ctx, "UPDATE entries SET idx = -idx - 2 WHERE idx >= $1", idx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "UPDATE entries SET idx = -idx - 1 WHERE idx < 0"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO entries (idx, batch, body) VALUES ($1, $2, $3)", idx, batch, nonNil(body))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", subj, err)
+		}
+		return nil
+	})
+}
+
+// tamper runs one statement that must change want rows.
+func (s *Store) tamper(ctx context.Context, what string, want int64, stmt string, args ...any) error {
+	return s.with(ctx, func(c *pgx.Conn) error {
+		tag, err := c.Exec(ctx, stmt, args...)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: tamper: %s: %w", what, err)
+		}
+		if tag.RowsAffected() != want {
+			return fmt.Errorf("ledger postgres: tamper: %s: %w", what, ledger.ErrNotFound)
+		}
+		return nil
+	})
+}

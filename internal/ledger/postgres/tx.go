@@ -1,0 +1,379 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/vmtrust/vmtrust/internal/ledger"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// querier is what *pgx.Conn and pgx.Tx share.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// txn is an Update's ledger.Tx.
+type txn struct{ tx pgx.Tx }
+
+var _ ledger.Tx = txn{}
+
+func (t txn) Size(ctx context.Context) (int64, error) { return size(ctx, t.tx) }
+func (t txn) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	return readHashes(ctx, t.tx, indexes)
+}
+func (t txn) Host(ctx context.Context, name string) (ledger.Host, error) {
+	return host(ctx, t.tx, name)
+}
+func (t txn) Latest(ctx context.Context) (ledger.Checkpoint, error) { return latest(ctx, t.tx) }
+
+// PutHost enrolls h; the same name with the same key is a no-op, with
+// another key an error.
+func (t txn) PutHost(ctx context.Context, h ledger.Host) error {
+	old, err := host(ctx, t.tx, h.Name)
+	switch {
+	case err == nil && old.Key == h.Key:
+		return nil
+	case err == nil:
+		return fmt.Errorf("ledger postgres: host %q: already enrolled with another key", h.Name)
+	case !errors.Is(err, ledger.ErrNotFound):
+		return err
+	}
+	if _, err := t.tx.Exec(ctx, "INSERT INTO hosts (name, key, added) VALUES ($1, $2, $3)", h.Name, h.Key, toNull(h.Added)); err != nil {
+		return fmt.Errorf("ledger postgres: host %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// PutCheckpoint stores c; one of the same size is replaced only by one
+// with the same root.
+func (t txn) PutCheckpoint(ctx context.Context, c ledger.Checkpoint) error {
+	old, err := checkpoint(ctx, t.tx, "WHERE size = $1", c.Size)
+	switch {
+	case err == nil && old.Root != c.Root:
+		return fmt.Errorf("ledger postgres: checkpoint %d: root %v differs from the stored %v", c.Size, c.Root, old.Root)
+	case err == nil:
+		_, err = t.tx.Exec(ctx, "UPDATE checkpoints SET note = $2, time = $3 WHERE size = $1", c.Size, nonNil(c.Note), toNull(c.Time))
+	case errors.Is(err, ledger.ErrNotFound):
+		_, err = t.tx.Exec(ctx, "INSERT INTO checkpoints (size, root, note, time) VALUES ($1, $2, $3, $4)", c.Size, c.Root[:], nonNil(c.Note), toNull(c.Time))
+	}
+	if err != nil {
+		return fmt.Errorf("ledger postgres: checkpoint %d: %w", c.Size, err)
+	}
+	return nil
+}
+
+// Append adds a's rows in field order.
+func (t txn) Append(ctx context.Context, a ledger.Append) error {
+	if len(a.Entries) > 0 {
+		n, err := size(ctx, t.tx)
+		if err != nil {
+			return err
+		}
+		for i, e := range a.Entries {
+			if e.Index != n+int64(i) {
+				return fmt.Errorf("ledger postgres: append: entry %d at position %d, want index %d (size %d)", e.Index, i, n+int64(i), n)
+			}
+		}
+		if err := t.copy(ctx, "entries", []string{"idx", "batch", "body"}, len(a.Entries), func(i int) []any {
+			e := a.Entries[i]
+			return []any{e.Index, e.Batch, nonNil(e.Body)}
+		}); err != nil {
+			return err
+		}
+	}
+	if err := t.copy(ctx, "hashes", []string{"id", "hash"}, len(a.Hashes), func(i int) []any {
+		return []any{a.Hashes[i].Index, a.Hashes[i].Hash[:]}
+	}); err != nil {
+		return err
+	}
+	if err := t.copy(ctx, "batches", []string{"id", "host", "first_idx", "count", "root", "sig"}, len(a.Batches), func(i int) []any {
+		b := a.Batches[i]
+		return []any{b.ID, b.Host, b.First, b.Count, b.Root[:], nonNil(b.Sig)}
+	}); err != nil {
+		return err
+	}
+	if err := t.copy(ctx, "leases", []string{"ip", "mac", "vm", "host", "from_ts", "to_ts", "start_idx", "end_idx"}, len(a.Leases), func(i int) []any {
+		l := a.Leases[i]
+		return []any{l.IP.String(), l.MAC, l.VM, l.Host, l.From, toNull(l.To), l.Start, l.End}
+	}); err != nil {
+		return err
+	}
+	if len(a.LeaseEnds) > 0 {
+		var b pgx.Batch
+		for _, e := range a.LeaseEnds {
+			b.Queue("UPDATE leases SET to_ts = $5, end_idx = $6 WHERE ip = $1 AND mac = $2 AND vm = $3 AND host = $4 AND end_idx = -1",
+				e.IP.String(), e.MAC, e.VM, e.Host, e.To, e.Index)
+		}
+		if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("ledger postgres: append: lease ends: %w", err)
+		}
+	}
+	if err := t.copy(ctx, "runs", []string{"vm", "name", "host", "owner", "image", "list", "endorser", "from_ts", "to_ts", "start_idx", "end_idx"}, len(a.Runs), func(i int) []any {
+		r := a.Runs[i]
+		return []any{r.VM, r.Name, r.Host, r.Owner, r.Image, r.List, r.Endorser, r.From, toNull(r.To), r.Start, r.End}
+	}); err != nil {
+		return err
+	}
+	if len(a.RunEnds) > 0 {
+		var b pgx.Batch
+		for _, e := range a.RunEnds {
+			b.Queue("UPDATE runs SET to_ts = $3, end_idx = $4 WHERE vm = $1 AND host = $2 AND end_idx = -1", e.VM, e.Host, e.To, e.Index)
+		}
+		if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+			return fmt.Errorf("ledger postgres: append: run ends: %w", err)
+		}
+	}
+	return t.copy(ctx, "vm_events", []string{"vm", "idx"}, len(a.VMEvents), func(i int) []any {
+		return []any{a.VMEvents[i].VM, a.VMEvents[i].Index}
+	})
+}
+
+// copy writes n rows into table with COPY.
+func (t txn) copy(ctx context.Context, table string, cols []string, n int, row func(int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
+	if err != nil {
+		return fmt.Errorf("ledger postgres: append: %s: %w", table, err)
+	}
+	return nil
+}
+
+func size(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledger postgres: size: %w", err)
+	}
+	return n, nil
+}
+
+func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, "SELECT id, hash FROM hashes WHERE id = ANY($1)", indexes)
+	if err != nil {
+		return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+	}
+	got := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+		}
+		if got[id], err = toHash(b); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("ledger postgres: hash %d: %w", id, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+	}
+	hs := make([]tlog.Hash, len(indexes))
+	for i, id := range indexes {
+		h, ok := got[id]
+		if !ok {
+			return nil, fmt.Errorf("ledger postgres: hash %d: %w", id, ledger.ErrNotFound)
+		}
+		hs[i] = h
+	}
+	return hs, nil
+}
+
+func checkpoint(ctx context.Context, q querier, where string, args ...any) (ledger.Checkpoint, error) {
+	var c ledger.Checkpoint
+	var root []byte
+	var at *time.Time
+	err := q.QueryRow(ctx, "SELECT size, root, note, time FROM checkpoints "+where, args...).Scan(&c.Size, &root, &c.Note, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("ledger postgres: checkpoint: %w", ledger.ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("ledger postgres: checkpoint: %w", err)
+	}
+	if c.Root, err = toHash(root); err != nil {
+		return c, fmt.Errorf("ledger postgres: checkpoint %d: %w", c.Size, err)
+	}
+	c.Time = fromNull(at)
+	return c, nil
+}
+
+func latest(ctx context.Context, q querier) (ledger.Checkpoint, error) {
+	return checkpoint(ctx, q, "ORDER BY size DESC LIMIT 1")
+}
+
+func host(ctx context.Context, q querier, name string) (ledger.Host, error) {
+	h := ledger.Host{Name: name}
+	var added *time.Time
+	err := q.QueryRow(ctx, "SELECT key, added FROM hosts WHERE name = $1", name).Scan(&h.Key, &added)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ledger.Host{}, fmt.Errorf("ledger postgres: host %q: %w", name, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return ledger.Host{}, fmt.Errorf("ledger postgres: host %q: %w", name, err)
+	}
+	h.Added = fromNull(added)
+	return h, nil
+}
+
+// LeasesAt returns the leases of ip that began at or before at, latest
+// first, at most limit (at most MaxLimit; none when limit ≤ 0).
+func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) (ls []ledger.Lease, err error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	limit = min(limit, MaxLimit)
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx FROM leases
+			WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC LIMIT $3`, ip.String(), at, limit)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: leases of %v: %w", ip, err)
+		}
+		ls, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Lease, error) {
+			var l ledger.Lease
+			var ipText string
+			var to *time.Time
+			if err := r.Scan(&ipText, &l.MAC, &l.VM, &l.Host, &l.From, &to, &l.Start, &l.End); err != nil {
+				return l, err
+			}
+			var err error
+			if l.IP, err = netip.ParseAddr(ipText); err != nil {
+				return l, err
+			}
+			l.From, l.To = l.From.UTC(), fromNull(to)
+			return l, nil
+		})
+		if err != nil {
+			return fmt.Errorf("ledger postgres: leases of %v: %w", ip, err)
+		}
+		return nil
+	})
+	return emptyNil(ls), err
+}
+
+// Runs returns the runs matching f by start time (then start index).
+func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) (rs []ledger.Run, err error) {
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	for _, eq := range []struct{ col, val string }{
+		{"image", f.Image}, {"endorser", f.Endorser}, {"owner", f.Owner}, {"host", f.Host}, {"vm", f.VM},
+	} {
+		if eq.val != "" {
+			where = append(where, eq.col+" = "+arg(eq.val))
+		}
+	}
+	if !f.From.IsZero() {
+		where = append(where, "(to_ts IS NULL OR to_ts > "+arg(f.From)+")")
+	}
+	if !f.To.IsZero() {
+		// Stored times are whole microseconds and pgx truncates a bound
+		// to them: round To up so that from_ts < To stays exact.
+		where = append(where, "from_ts < "+arg(ceilMicro(f.To)))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := "SELECT vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx FROM runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY from_ts, start_idx LIMIT " + arg(min(limit, MaxLimit))
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: runs: %w", err)
+		}
+		rs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Run, error) {
+			var x ledger.Run
+			var to *time.Time
+			err := r.Scan(&x.VM, &x.Name, &x.Host, &x.Owner, &x.Image, &x.List, &x.Endorser, &x.From, &to, &x.Start, &x.End)
+			x.From, x.To = x.From.UTC(), fromNull(to)
+			return x, err
+		})
+		if err != nil {
+			return fmt.Errorf("ledger postgres: runs: %w", err)
+		}
+		return nil
+	})
+	return emptyNil(rs), err
+}
+
+// Timeline returns the entry indexes of vm's events in order.
+func (s *Store) Timeline(ctx context.Context, vm string) (idx []int64, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, "SELECT idx FROM vm_events WHERE vm = $1 ORDER BY idx", vm)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: timeline of %q: %w", vm, err)
+		}
+		if idx, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+			return fmt.Errorf("ledger postgres: timeline of %q: %w", vm, err)
+		}
+		return nil
+	})
+	return emptyNil(idx), err
+}
+
+// toHash checks that b is a 32-byte hash.
+func toHash(b []byte) (tlog.Hash, error) {
+	var h tlog.Hash
+	if len(b) != len(h) {
+		return h, fmt.Errorf("stored hash has %d bytes, want %d", len(b), len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// toNull stores a zero time as NULL.
+func toNull(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// fromNull reads NULL as the zero time; others in UTC.
+func fromNull(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// nonNil keeps NOT NULL byte columns from receiving NULL for a nil slice.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// emptyNil returns nil for no rows, as every Reader does.
+func emptyNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// ceilMicro rounds t up to a whole microsecond.
+func ceilMicro(t time.Time) time.Time {
+	if tr := t.Truncate(time.Microsecond); !tr.Equal(t) {
+		return tr.Add(time.Microsecond)
+	}
+	return t
+}
