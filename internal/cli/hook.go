@@ -18,8 +18,8 @@ import (
 
 	"github.com/vmtrust/vmtrust/internal/admission"
 	"github.com/vmtrust/vmtrust/internal/admission/domain"
-	"github.com/vmtrust/vmtrust/internal/ledger"
 	"github.com/vmtrust/vmtrust/internal/admission/policy"
+	"github.com/vmtrust/vmtrust/internal/ledger"
 )
 
 // DefaultHookPath is where libvirtd looks for its qemu hook.

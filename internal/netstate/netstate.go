@@ -29,9 +29,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
