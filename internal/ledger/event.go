@@ -54,8 +54,10 @@ var knownTypes = map[Type]bool{
 	QuarantineOn: true, QuarantineOff: true, SnapshotTaken: true, AlertRaised: true, OperatorAction: true,
 }
 
-// Event is one fact for the ledger. Its encoding (Marshal) is canonical:
-// Parse accepts exactly the bytes Marshal produces for some Event.
+// Event is one fact for the ledger. Its encoding (Marshal) is canonical —
+// fields in struct order, Data's keys sorted, no spaces, UTC time in whole
+// microseconds — and Parse accepts exactly the bytes Marshal produces for
+// some Event.
 type Event struct {
 	V     int             `json:"v"`
 	Type  Type            `json:"type"`
@@ -117,11 +119,11 @@ func (e Event) Marshal() ([]byte, error) {
 	c := e
 	c.Time = e.Time.UTC()
 	if len(e.Data) > 0 {
-		var b bytes.Buffer
-		if err := json.Compact(&b, e.Data); err != nil {
+		d, err := canonicalJSON(e.Data)
+		if err != nil {
 			return nil, fmt.Errorf("event %s: data: %w", e.Type, err)
 		}
-		c.Data = b.Bytes()
+		c.Data = d
 	}
 	out, err := json.Marshal(c)
 	if err != nil {
@@ -209,6 +211,23 @@ func (e Event) decodeData(v any) error {
 		return fmt.Errorf("event %s: data: trailing content", e.Type)
 	}
 	return nil
+}
+
+// canonicalJSON re-encodes a JSON value with object keys sorted, no
+// space, and numbers as written: two encodings of one value become the
+// same bytes, and an object with a duplicate key changes (so Parse
+// refuses it).
+func canonicalJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("trailing content")
+	}
+	return json.Marshal(v)
 }
 
 // errNotCanonical marks a body that decodes but is not Marshal's output.
