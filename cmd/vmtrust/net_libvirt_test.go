@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -118,6 +119,8 @@ func TestNetLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.publish(t, "1", map[string][]byte{img1: b})
+	sum := sha512.Sum512(b)
+	imgSum := hex.EncodeToString(sum[:])
 	if code, out, errs := w.vm(t, "update"); code != 0 {
 		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
 	}
@@ -237,6 +240,7 @@ func TestNetLibvirt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("guest ran its script in %v", took.Round(time.Millisecond))
+	during := time.Now().UTC() // the guest is up, its port contained
 
 	// What the guest saw.
 	results := map[string]string{}
@@ -349,15 +353,59 @@ func TestNetLibvirt(t *testing.T) {
 		t.Logf("guest console after the live phases:\n%s", c)
 	}
 
+	// The ledger: who had the guest's address while it ran (its port
+	// contained; the live phases ended that lease with net remove) — the
+	// domain (by UUID), on this host, from the admitted image; after it
+	// stopped, the answer for that time is the same, and "now" has none.
+	uuidOut, _, err := env.Virsh("domuuid", dom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.TrimSpace(uuidOut)
+	whoHad := func(at time.Time) (int, whoHadJSON) {
+		t.Helper()
+		code, out, errs := vmtrust(t, "--state", w.state, "--config", w.config(t), "who-had", "10.76.0.5", "--at", at.Format(time.RFC3339Nano), "--json")
+		var a whoHadJSON
+		if code == 0 {
+			if err := json.Unmarshal([]byte(out), &a); err != nil {
+				t.Fatalf("who-had: %v\n%s", err, out)
+			}
+		} else {
+			t.Logf("who-had at %s: exit %d %s", at, code, errs)
+		}
+		return code, a
+	}
+	if code, a := whoHad(during); code != 0 || a.Lease.VM != uuid || a.Run == nil || a.Run.Image != imgSum || a.Run.Name != dom || len(a.Proofs) < 2 {
+		t.Errorf("who-had 10.76.0.5 while %s ran: exit %d, %+v; want the domain %s, image %s, proven", dom, code, a, uuid, imgSum)
+	}
+
 	// The hook's release takes the port away when the guest stops.
 	if _, _, err := env.Virsh("destroy", dom); err != nil {
 		t.Fatal(err)
+	}
+	if code, a := whoHad(during); code != 0 || a.Lease.VM != uuid || a.Lease.To.IsZero() || a.Run == nil {
+		t.Errorf("who-had 10.76.0.5 at %s after the stop: exit %d, %+v; want the ended lease of %s", during, code, a, uuid)
+	}
+	if code, _ := whoHad(time.Now().Add(time.Second)); code != 3 {
+		t.Errorf("who-had 10.76.0.5 now, after the stop: exit %d, want 3 (no lease)", code)
 	}
 	for _, p := range status().Ports {
 		if p.VM == dom || p.Port == guestPort {
 			t.Fatalf("net status after virsh destroy still has %+v", p)
 		}
 	}
+}
+
+// whoHadJSON is the part of who-had --json the tests read.
+type whoHadJSON struct {
+	Lease struct {
+		VM, Host, MAC string
+		From, To      time.Time
+	} `json:"lease"`
+	Run *struct {
+		Name, Image, Host string
+	} `json:"run"`
+	Proofs []json.RawMessage `json:"proofs"`
 }
 
 // netLibvirtWorld is what the live phases of TestNetLibvirt act on: the

@@ -181,6 +181,9 @@ func (s *Store) Put(b Binding, now time.Time) (old *Binding, err error) {
 		}
 		if old != nil && sameLease(*old, b) {
 			b.Since, b.Quarantined = old.Since, old.Quarantined
+			if b.UUID == "" {
+				b.UUID = old.UUID // a by-hand re-apply keeps the domain's identity (the lease's VM in the ledger)
+			}
 		} else {
 			if old != nil {
 				if err := s.log(leaseEvent("end", *old, now)); err != nil {

@@ -86,6 +86,10 @@ func missing(t testing.TB, err error) {
 //	func TestMain(m *testing.M) { os.Exit(server.Main(m)) }
 //
 // and used by the tests through NewDatabase.
+// NoServerEnv, when set in a test binary's environment, stops Main from
+// starting a server (the process is a child that uses its parent's).
+const NoServerEnv = "VMTRUST_PGTEST_NO_SERVER"
+
 type Shared struct {
 	srv *Server
 	err error
@@ -95,6 +99,13 @@ type Shared struct {
 // exit code (or 1 when stopping fails). A server that cannot start makes
 // every NewDatabase skip or fail; it does not stop the other tests.
 func (sh *Shared) Main(m *testing.M) int {
+	if os.Getenv(NoServerEnv) != "" {
+		// A child process of a test (such as a crash test's ingester),
+		// which uses its parent's server: starting one here would leave
+		// it running when the child is killed.
+		sh.err = fmt.Errorf("pgtest: no server in this process (%s is set)", NoServerEnv)
+		return m.Run()
+	}
 	sh.srv, sh.err = start(context.Background())
 	if sh.err == nil {
 		fmt.Fprintf(os.Stderr, "pgtest: initdb %v, start %v\n", sh.srv.initdb.Round(time.Millisecond), sh.srv.start.Round(time.Millisecond))

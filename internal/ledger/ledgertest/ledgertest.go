@@ -4,7 +4,9 @@
 // with nothing written, tampering with each kind of row detected by
 // ledger.Log.Verify and by proofs against an earlier checkpoint, the
 // lease/run/timeline indexes behind who-had, and transactions that roll
-// back. Test-only.
+// back; and CrashTest, which kills an ingesting process with SIGKILL
+// during sustained writes and checks that every acknowledged event is
+// there, tree and checkpoint agree, and ingest continues. Test-only.
 package ledgertest
 
 import (
