@@ -826,6 +826,7 @@ expect_exit 0 "uncontained: b answers an ARP request from the spoofed sender" ip
 run "${NET[@]}" apply --port pa --vm demo-a --mac 52:54:00:66:00:02 --ip 10.66.0.2 --class 3
 run "${NET[@]}" apply --port pb --vm demo-b --mac 52:54:00:66:00:03 --ip 10.66.0.3 --class 3
 expect_exit 0 "a reaches b with its own address" ip netns exec "$va" ping -c 1 -W 2 10.66.0.3
+during=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ) # demo-a holds 10.66.0.2 now
 expect_failure "a spoofed source address (10.66.0.99) is dropped" ip netns exec "$va" ping -c 2 -W 1 -I 10.66.0.99 10.66.0.3
 expect_failure "an ARP request from a spoofed sender address is dropped (b would answer it)" ip netns exec "$va" arping -q -c 2 -w 2 -S 10.66.0.99 -i eth0 10.66.0.3
 run "${NET[@]}" status
@@ -844,6 +845,39 @@ run "${NET[@]}" remove --port pb
 stop_netns
 ok "the demo's namespaces are gone"
 summary+=("containment   spoofed IP and ARP from demo-a dropped ($spoofed counted); quarantine on/off; leases recorded")
+
+# --- 14e. the ledger -------------------------------------------------------------
+step "The audit ledger: who had 10.66.0.2, provably" \
+	"Everything above went into a tamper-evident ledger (site-state/ledger.db): the" \
+	"list accepted, the image cached, admission decisions, the VM started and stopped," \
+	"each lease and quarantine. Each event is signed by this host's Ed25519 key; the" \
+	"events form an RFC 6962 Merkle tree with signed checkpoints (C2SP note format)." \
+	"who-had answers from the lease index and proves each event it used."
+
+run vmtrust "${SITE_ARGS[@]}" who-had 10.66.0.2 --at "$during"
+who=$(vmtrust "${SITE_ARGS[@]}" who-had 10.66.0.2 --at "$during" --json | jq -r '.lease.VM')
+[ "$who" = demo-a ] || die "who-had 10.66.0.2 at $during says '$who', want demo-a"
+ok "10.66.0.2 was demo-a's at $during (lease start and end proven in the ledger's tree)"
+run vmtrust "${SITE_ARGS[@]}" timeline demo-a
+run vmtrust "${SITE_ARGS[@]}" ledger verify
+vmtrust "${SITE_ARGS[@]}" ledger checkpoint >"$WORK/checkpoint.note" 2>/dev/null
+show "cat checkpoint.note"
+cat "$WORK/checkpoint.note"
+ledger_size=$(sed -n 2p "$WORK/checkpoint.note")
+note "Someone with root on this host rewrites one event in the database file:"
+show "sqlite: UPDATE entries SET body = replace(body, 'demo-a', 'demo-x') WHERE body LIKE '%lease.start%demo-a%'"
+cp "$SITE/ledger.db" "$WORK/ledger.db.orig"
+/usr/bin/python3 - "$SITE/ledger.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE entries SET body = replace(body, 'demo-a', 'demo-x') WHERE CAST(body AS TEXT) LIKE '%lease.start%demo-a%'")
+db.commit()
+PY
+expect_exit 7 "ledger verify detects the rewritten event" vmtrust "${SITE_ARGS[@]}" ledger verify
+cp "$WORK/ledger.db.orig" "$SITE/ledger.db"
+rm -f "$SITE/ledger.db-wal" "$SITE/ledger.db-shm"
+expect_exit 0 "the original file verifies again" vmtrust "${SITE_ARGS[@]}" ledger verify
+summary+=("ledger        $ledger_size events signed and chained; who-had 10.66.0.2 = demo-a, proven; a rewritten event detected")
 
 # --- 15. refusal: someone else's list ------------------------------------------
 step "Refused: a list signed by someone else" \

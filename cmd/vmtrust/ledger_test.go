@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -119,5 +121,92 @@ func TestLedgerCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(w.state, "ledger", "host.key")); err != nil {
 		t.Errorf("host key: %v", err)
+	}
+}
+
+const img2ID = "8c0a7d1e-1111-4c4c-8d8d-000000000002"
+
+// TestWitness: another site's witness (vmtrust witness serve, a real
+// process on 127.0.0.1) cosigns this site's checkpoints as the ledger
+// grows — the second time through a consistency proof from the size it
+// last cosigned — and the cosigned note is kept; a log it does not know is
+// refused.
+func TestWitness(t *testing.T) {
+	bin, _ := buildBinaries(t)
+	w := newSiteWorld(t)
+	w.subscribe(t)
+	w.publish(t, "1", map[string][]byte{img1: []byte("witnessed image")})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update: %d\n%s\n%s", code, out, errs)
+	}
+	_, _, errs := w.vm(t, "ledger", "checkpoint")
+	logKey := strings.TrimSpace(strings.SplitN(errs[strings.Index(errs, "log key: ")+len("log key: "):], "\n", 2)[0])
+
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "witness", "serve", "--listen", "127.0.0.1:0", "--key", filepath.Join(dir, "w.key"),
+		"--name", "witness.other-site.example", "--state", filepath.Join(dir, "w.state"), "--log", logKey)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	var addr, wkey string
+	for (addr == "" || wkey == "") && sc.Scan() {
+		l := sc.Text()
+		if a, ok := strings.CutPrefix(l, "witness witness.other-site.example listening on "); ok {
+			addr = a
+		}
+		if k, ok := strings.CutPrefix(l, "witness key: "); ok {
+			wkey = k
+		}
+	}
+	if addr == "" || wkey == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("witness serve did not print its address and key:\n%s", stderr.String())
+	}
+	url := "http://" + addr
+	cosign := func() string {
+		t.Helper()
+		code, out, errs := w.vm(t, "ledger", "cosign", "--witness", url, "--witness-key", wkey)
+		if code != 0 {
+			t.Fatalf("ledger cosign: %d\n%s\n%s", code, out, errs)
+		}
+		return out
+	}
+	n1 := cosign()
+	if strings.Count(n1, "\n— ") != 2 || !strings.Contains(n1, "— witness.other-site.example ") {
+		t.Fatalf("cosigned checkpoint lacks the witness's signature:\n%s", n1)
+	}
+	// The ledger grows (a new list version); the witness has the old size.
+	w.publish(t, "2", map[string][]byte{img1: []byte("witnessed image"), img2ID: []byte("second image")})
+	if code, out, errs := w.vm(t, "update"); code != 0 {
+		t.Fatalf("update 2: %d\n%s\n%s", code, out, errs)
+	}
+	n2 := cosign()
+	if n2 == n1 || !strings.Contains(n2, "— witness.other-site.example ") {
+		t.Fatalf("second cosigned checkpoint:\n%s", n2)
+	}
+	if code, _, _ := w.vm(t, "ledger", "checkpoint"); code != 0 {
+		t.Fatal("ledger checkpoint after cosigning")
+	}
+	if code, out, errs := w.vm(t, "ledger", "verify"); code != 0 {
+		t.Fatalf("ledger verify with cosigned checkpoints: %d\n%s\n%s", code, out, errs)
+	}
+	// Another site's ledger, unknown to the witness: refused.
+	other := newSiteWorld(t)
+	other.subscribe(t)
+	other.publish(t, "1", map[string][]byte{img1: []byte("x")})
+	if code, _, _ := other.vm(t, "update"); code != 0 {
+		t.Fatal("update of the other site")
+	}
+	if code, out, _ := other.vm(t, "ledger", "cosign", "--witness", url, "--witness-key", wkey); code == 0 {
+		t.Fatalf("a witness cosigned a log it does not know:\n%s", out)
 	}
 }

@@ -201,7 +201,7 @@ func newLedgerCmd(g *Globals) *cobra.Command {
 		Short: "The tamper-evident audit ledger: verify, checkpoint, prove, export",
 	}
 	cmd.AddCommand(newLedgerVerifyCmd(g), newLedgerCheckpointCmd(g), newLedgerProveCmd(g), newLedgerConsistencyCmd(g),
-		newLedgerExportCmd(g), newLedgerCheckExportCmd(g), newLedgerRunsCmd(g))
+		newLedgerExportCmd(g), newLedgerCheckExportCmd(g), newLedgerRunsCmd(g), newLedgerCosignCmd(g))
 	return cmd
 }
 

@@ -65,7 +65,7 @@ to stderr, prefixed "vmtrust:".`,
 	root.SetErr(g.Stderr)
 	root.AddCommand(newImagelistCmd(g), newEndorserCmd(g), newSubscribeCmd(g), newUnsubscribeCmd(g),
 		newSubscriptionsCmd(g), newUpdateCmd(g), newImagesCmd(g), newInspectCmd(g), newVulndbCmd(g), newAdmitCmd(g), newHookCmd(g), newUserImagesCmd(g), newNetCmd(g),
-		newLedgerCmd(g), newWhoHadCmd(g), newTimelineCmd(g))
+		newLedgerCmd(g), newWhoHadCmd(g), newTimelineCmd(g), newWitnessCmd(g))
 	return root
 }
 
