@@ -59,7 +59,7 @@ func TestLedgerCommands(t *testing.T) {
 	}
 	rows.Close()
 	all := strings.Join(bodies, "\n")
-	for _, want := range []string{`"type":"list.accepted"`, `"type":"image.cached"`, img1} {
+	for _, want := range []string{`"type":"list.accepted"`, `"type":"image.cached"`, img1, `"type":"operator.action"`, `"command":"vmtrust endorser add site`, `"command":"vmtrust subscribe `} {
 		if !strings.Contains(all, want) {
 			t.Errorf("ledger events lack %s:\n%s", want, all)
 		}
@@ -99,13 +99,19 @@ func TestLedgerCommands(t *testing.T) {
 		t.Fatal("check-export with a wrong log key succeeded")
 	}
 
-	// Tampering with the file: the first event is rewritten.
-	if _, err := db.ExecContext(context.Background(), `UPDATE entries SET body = replace(body, 'list.accepted', 'list.rejected') WHERE idx = 0`); err != nil {
+	// Tampering with the file: the list's acceptance is rewritten.
+	var idx string
+	if err := db.QueryRow(`SELECT idx FROM entries WHERE CAST(body AS TEXT) LIKE '%list.accepted%' ORDER BY idx LIMIT 1`).Scan(&idx); err != nil {
 		t.Fatal(err)
+	}
+	if res, err := db.ExecContext(context.Background(), `UPDATE entries SET body = replace(body, 'list.accepted', 'list.rejected') WHERE idx = `+idx); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("tampering changed %d rows", n)
 	}
 	for _, args := range [][]string{
 		{"ledger", "verify"},
-		{"ledger", "prove", "0", "--checkpoint", kept},
+		{"ledger", "prove", idx, "--checkpoint", kept},
 	} {
 		code, out, errs := w.vm(t, args...)
 		if code != 7 {

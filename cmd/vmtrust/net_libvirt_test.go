@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmtrust/vmtrust/internal/vmtest"
 )
 
 // netLibvirtScript runs inside the guest (busybox sh) through its real
@@ -82,33 +80,10 @@ func TestNetLibvirt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a guest under libvirt")
 	}
-	for _, tool := range []string{"ip", "qemu-img", "ping", "hping3", "/bin/busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("TestNetLibvirt needs %s (CI is set, so this test must run)", tool)
-			}
-			t.Skipf("TestNetLibvirt needs %s", tool)
-		}
-	}
-	bin, _ := buildBinaries(t)
-	w := newSiteWorld(t)
-	// The site policy: the default with a rate limit the guest can exceed.
-	def, err := os.ReadFile(filepath.Join(vmtest.ModuleRoot(t), "internal", "admission", "policy", "default.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const defRate = "rate_limit_pps = 50000" // the endorsed profile's
-	if n := strings.Count(string(def), defRate); n != 1 {
-		t.Fatalf("default.toml holds %q %d times, want once", defRate, n)
-	}
-	pol := w.write(t, "policy.toml", []byte(strings.Replace(string(def), defRate, fmt.Sprintf("rate_limit_pps = %d", netLibvirtRate), 1)))
-	w.write(t, "vmtrust.toml", []byte("trust_dir = \""+w.caDir+"\"\nretries = 1\nadmission_policy = \""+pol+"\"\n"))
-	w.subscribe(t)
-	hook := filepath.Join(w.dir, "hooks", "qemu")
-	if code, out, errs := vmtrustProc(t, bin, nil, "--state", w.state, "--config", w.config(t), "hook", "install", "--path", hook); code != 0 {
-		t.Fatalf("hook install: %d\n%s\n%s", code, out, errs)
-	}
-	env := vmtest.LibvirtWithHook(t, hook)
+	requireTools(t, "ip", "qemu-img", "ping", "hping3", "/bin/busybox")
+	// The site policy: the default with a rate limit the guest can exceed
+	// (the endorsed profile's is 50000).
+	w, env := libvirtNetSite(t, [2]string{"rate_limit_pps = 50000", fmt.Sprintf("rate_limit_pps = %d", netLibvirtRate)})
 
 	disk := filepath.Join(w.dir, "net.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "16M").CombinedOutput(); err != nil {
@@ -130,48 +105,15 @@ func TestNetLibvirt(t *testing.T) {
 		t.Fatalf("images: %+v", ims)
 	}
 
-	run := func(t *testing.T, args ...string) string {
-		t.Helper()
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	hv := func(args ...string) []string { return append([]string{"ip", "-n", env.Netns}, args...) }
-
 	// The bridge in libvirtd's namespace, and the peer: a namespace of its
 	// own on a veth port of the bridge, contained like any VM.
-	run(t, hv("link", "add", "br0", "type", "bridge")...)
-	run(t, hv("link", "set", "br0", "up")...)
-	var rnd [4]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
-	}
-	peerNS := "vmtrust-peer-" + hex.EncodeToString(rnd[:])
-	run(t, "ip", "netns", "add", peerNS)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", peerNS).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v %s", peerNS, err, out)
-		}
-	})
 	const (
 		peerMAC  = "52:54:00:76:74:09"
 		guestMAC = "52:54:00:76:74:05"
 		spoofMAC = "52:54:00:de:ad:01"
 		peerPort = "vmtpeer0"
 	)
-	peer := func(args ...string) []string { return append([]string{"ip", "-n", peerNS}, args...) }
-	run(t, hv("link", "add", peerPort, "type", "veth", "peer", "name", "vmtpeer1")...)
-	run(t, hv("link", "set", "vmtpeer1", "netns", peerNS)...)
-	run(t, peer("link", "set", "vmtpeer1", "name", "eth0")...)
-	run(t, peer("link", "set", "eth0", "address", peerMAC)...)
-	run(t, peer("addr", "add", "10.76.0.9/24", "dev", "eth0")...)
-	run(t, peer("addr", "add", "fd76::9/64", "dev", "eth0", "nodad")...)
-	run(t, peer("link", "set", "lo", "up")...)
-	run(t, peer("link", "set", "eth0", "up")...)
-	run(t, hv("link", "set", peerPort, "master", "br0")...)
-	run(t, hv("link", "set", peerPort, "up")...)
+	peerNS := netPeer(t, env, "vmtrust-peer-", peerMAC, []string{"10.76.0.9/24", "fd76::9/64"})
 	netvm := func(args ...string) (int, string, string) {
 		return vmtrust(t, append([]string{"--state", w.state, "net", "--netns", env.Netns}, args...)...)
 	}

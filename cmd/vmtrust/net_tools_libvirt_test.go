@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -119,42 +117,11 @@ func TestNetLibvirtTools(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a guest under libvirt")
 	}
-	for _, tool := range []string{"ip", "qemu-img", "hping3", "tcpdump", "debugfs", "/bin/busybox"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if _, err2 := exec.LookPath("/usr/sbin/" + tool); err2 == nil {
-				continue
-			}
-			if os.Getenv("CI") != "" {
-				t.Fatalf("TestNetLibvirtTools needs %s (CI is set, so this test must run)", tool)
-			}
-			t.Skipf("TestNetLibvirtTools needs %s", tool)
-		}
-	}
-	bin, _ := buildBinaries(t)
-	w := newSiteWorld(t)
-	def, err := os.ReadFile(filepath.Join(vmtest.ModuleRoot(t), "internal", "admission", "policy", "default.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := string(def)
-	for _, r := range []struct{ old, new string }{
-		{"class = 2\nprofile = \"endorsed\"", "class = 3\nprofile = \"dmz\""},
-		{"rate_limit_pps = 10000", fmt.Sprintf("rate_limit_pps = %d", ntRate)},
-		{"privileged_networks = []", `privileged_networks = ["10.78.0.0/24", "fd78::/64"]`},
-	} {
-		if n := strings.Count(pol, r.old); n != 1 {
-			t.Fatalf("default.toml holds %q %d times, want once", r.old, n)
-		}
-		pol = strings.Replace(pol, r.old, r.new, 1)
-	}
-	polPath := w.write(t, "policy.toml", []byte(pol))
-	w.write(t, "vmtrust.toml", []byte("trust_dir = \""+w.caDir+"\"\nretries = 1\nadmission_policy = \""+polPath+"\"\n"))
-	w.subscribe(t)
-	hook := filepath.Join(w.dir, "hooks", "qemu")
-	if code, out, errs := vmtrustProc(t, bin, nil, "--state", w.state, "--config", w.config(t), "hook", "install", "--path", hook); code != 0 {
-		t.Fatalf("hook install: %d\n%s\n%s", code, out, errs)
-	}
-	env := vmtest.LibvirtWithHook(t, hook)
+	requireTools(t, "ip", "qemu-img", "hping3", "tcpdump", "debugfs", "/bin/busybox")
+	w, env := libvirtNetSite(t,
+		[2]string{"class = 2\nprofile = \"endorsed\"", "class = 3\nprofile = \"dmz\""},
+		[2]string{"rate_limit_pps = 10000", fmt.Sprintf("rate_limit_pps = %d", ntRate)},
+		[2]string{"privileged_networks = []", `privileged_networks = ["10.78.0.0/24", "fd78::/64"]`})
 
 	// Two endorsed images: an empty first disk, and the tools disk with
 	// the scripts added.
@@ -165,9 +132,10 @@ func TestNetLibvirtTools(t *testing.T) {
 	attack := strings.ReplaceAll(ntAttack, "$FLOOD", strconv.Itoa(ntFloodSec))
 	tools := env.ToolsDisk(t, filepath.Join(w.dir, "tools.ext4"), map[string][]byte{
 		"attack.sh": []byte(attack), "frames.py": []byte(ntFrames)})
-	const img2 = "8c0a7d1e-1111-4c4c-8d8d-000000000002"
+	const img2 = img2ID
 	imgs := map[string][]byte{}
 	for id, p := range map[string]string{img1: disk, img2: tools} {
+		var err error
 		if imgs[id], err = os.ReadFile(p); err != nil {
 			t.Fatal(err)
 		}
@@ -183,44 +151,10 @@ func TestNetLibvirtTools(t *testing.T) {
 		}
 	}
 
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	hv := func(args ...string) []string { return append([]string{"ip", "-n", env.Netns}, args...) }
-	run(hv("link", "add", "br0", "type", "bridge")...)
-	run(hv("link", "set", "br0", "up")...)
-	var rnd [4]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		t.Fatal(err)
-	}
-	peerNS := "vmtrust-tpeer-" + hex.EncodeToString(rnd[:])
-	run("ip", "netns", "add", peerNS)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", peerNS).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v %s", peerNS, err, out)
-		}
-	})
+	peerNS := netPeer(t, env, "vmtrust-tpeer-", ntPeerMAC, []string{"10.76.0.9/24", "10.78.0.9/24", "fd76::9/64", "fd78::9/64"})
+	run := func(args ...string) string { t.Helper(); return runOK(t, args...) }
 	peer := func(args ...string) []string { return append([]string{"ip", "-n", peerNS}, args...) }
 	const peerPort = "vmtpeer0"
-	run(hv("link", "add", peerPort, "type", "veth", "peer", "name", "vmtpeer1")...)
-	run(hv("link", "set", "vmtpeer1", "netns", peerNS)...)
-	run(peer("link", "set", "vmtpeer1", "name", "eth0")...)
-	run(peer("link", "set", "eth0", "address", ntPeerMAC)...)
-	for _, a := range []string{"10.76.0.9/24", "10.78.0.9/24"} {
-		run(peer("addr", "add", a, "dev", "eth0")...)
-	}
-	for _, a := range []string{"fd76::9/64", "fd78::9/64"} {
-		run(peer("addr", "add", a, "dev", "eth0", "nodad")...)
-	}
-	run(peer("link", "set", "lo", "up")...)
-	run(peer("link", "set", "eth0", "up")...)
-	run(hv("link", "set", peerPort, "master", "br0")...)
-	run(hv("link", "set", peerPort, "up")...)
 	// What the peer believes: its gateway, and where 10.76.0.77 is.
 	seed := func() {
 		run(peer("neigh", "replace", "10.76.0.1", "lladdr", ntGwMAC, "dev", "eth0", "nud", "stale")...)

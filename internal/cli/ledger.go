@@ -74,16 +74,9 @@ func ledgerHostName(cfg *config.Config) string {
 // PostgreSQL one), creating the host and log keys on first use and
 // enrolling the host's key.
 func openLedger(ctx context.Context, g *Globals) (*localLedger, error) {
-	path, explicit := g.Config, g.Config != ""
-	if !explicit {
-		path = DefaultConfig
-	}
-	cfg, err := config.Load(path, explicit)
+	cfg, err := loadConfig(g)
 	if err != nil {
-		return nil, inputErr(err)
-	}
-	if g.State == "" {
-		return nil, usageErr(errors.New("no state directory: give --state or set VMTRUST_STATE"))
+		return nil, err
 	}
 	if err := os.MkdirAll(g.State, 0o755); err != nil {
 		return nil, inputErr(fmt.Errorf("state directory: %w", err))

@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Globals are the options every command shares, and the process's I/O.
@@ -30,6 +31,15 @@ type Globals struct {
 // DefaultState is the state directory when neither --state nor
 // $VMTRUST_STATE is given.
 const DefaultState = "/var/lib/vmtrust"
+
+// operatorCommands are the commands recorded in the ledger as operator
+// actions.
+var operatorCommands = map[string]bool{
+	"vmtrust endorser add": true, "vmtrust endorser remove": true, "vmtrust subscribe": true, "vmtrust unsubscribe": true,
+	"vmtrust user-images register": true, "vmtrust user-images remove": true, "vmtrust hook install": true,
+	"vmtrust net apply": true, "vmtrust net remove": true, "vmtrust net quarantine": true, "vmtrust net release": true,
+	"vmtrust net reconcile": true, "vmtrust ledger cosign": true,
+}
 
 // NewRoot builds the whole command tree around g.
 func NewRoot(g *Globals) *cobra.Command {
@@ -51,6 +61,16 @@ to stderr, prefixed "vmtrust:".`,
 				level = slog.LevelDebug
 			}
 			g.Log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
+		},
+		// Every operator action that changes the site is an event in the
+		// ledger (after it succeeded; a failure to record is a warning).
+		PersistentPostRun: func(cmd *cobra.Command, args []string) {
+			if !operatorCommands[cmd.CommandPath()] {
+				return
+			}
+			line := append([]string{cmd.CommandPath()}, args...)
+			cmd.Flags().Visit(func(f *pflag.Flag) { line = append(line, "--"+f.Name+"="+f.Value.String()) })
+			operatorAction(cmd.Context(), g, "", line...)
 		},
 	}
 	state := os.Getenv("VMTRUST_STATE")

@@ -44,16 +44,9 @@ func openExistingSite(ctx context.Context, g *Globals) (*site, error) {
 }
 
 func openSiteMode(ctx context.Context, g *Globals, existing bool) (*site, error) {
-	path, explicit := g.Config, g.Config != ""
-	if !explicit {
-		path = DefaultConfig
-	}
-	cfg, err := config.Load(path, explicit)
+	cfg, err := loadConfig(g)
 	if err != nil {
-		return nil, inputErr(err)
-	}
-	if g.State == "" {
-		return nil, usageErr(errors.New("no state directory: give --state or set VMTRUST_STATE"))
+		return nil, err
 	}
 	// Paths in the catalog must not depend on the working directory.
 	abs, err := filepath.Abs(g.State)
@@ -105,4 +98,21 @@ func (s *site) fetcherFor(g *Globals) func(catalog.Subscription) (update.Fetcher
 		}
 		return fetch.New(o), nil
 	}
+}
+
+// loadConfig reads the configuration (--config, or DefaultConfig when it
+// exists) and requires a state directory.
+func loadConfig(g *Globals) (*config.Config, error) {
+	path, explicit := g.Config, g.Config != ""
+	if !explicit {
+		path = DefaultConfig
+	}
+	cfg, err := config.Load(path, explicit)
+	if err != nil {
+		return nil, inputErr(err)
+	}
+	if g.State == "" {
+		return nil, usageErr(errors.New("no state directory: give --state or set VMTRUST_STATE"))
+	}
+	return cfg, nil
 }
