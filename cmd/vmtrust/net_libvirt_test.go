@@ -15,7 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // netLibvirtScript runs inside the guest (busybox sh) through its real
