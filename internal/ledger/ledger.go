@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,12 +185,18 @@ func (l *Log) Ingest(ctx context.Context, batches ...SignedBatch) (Checkpoint, e
 	if total == 0 || total > MaxIngest {
 		return Checkpoint{}, fmt.Errorf("ledger: ingest of %d events: want 1..%d", total, MaxIngest)
 	}
+	// Signatures and events are checked before the transaction, the
+	// events in parallel (parsing is the CPU cost of an ingest).
+	checked, err := l.check(ctx, batches, total)
+	if err != nil {
+		return Checkpoint{}, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var cp Checkpoint
-	err := l.st.Update(ctx, func(tx Tx) error {
+	err = l.st.Update(ctx, func(tx Tx) error {
 		var err error
-		cp, err = l.ingest(ctx, tx, batches)
+		cp, err = l.ingest(ctx, tx, batches, checked)
 		return err
 	})
 	if err != nil {
@@ -198,7 +205,88 @@ func (l *Log) Ingest(ctx context.Context, batches ...SignedBatch) (Checkpoint, e
 	return cp, nil
 }
 
-func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch) (Checkpoint, error) {
+// checkedEvent is an event of an ingest that passed the checks.
+type checkedEvent struct {
+	event Event
+	leaf  tlog.Hash
+}
+
+// check verifies every batch's host and signature and parses every event
+// (canonical, of the batch's host); it returns the events in order.
+func (l *Log) check(ctx context.Context, batches []SignedBatch, total int) ([]checkedEvent, error) {
+	out := make([]checkedEvent, total)
+	keys := map[string]note.Verifier{}
+	k := 0
+	for bi, b := range batches {
+		if len(b.Events) == 0 || len(b.Events) > MaxBatch {
+			return nil, fmt.Errorf("ledger: batch %d of %d events: want 1..%d", bi, len(b.Events), MaxBatch)
+		}
+		v, ok := keys[b.Host]
+		if !ok {
+			h, err := l.st.Host(ctx, b.Host)
+			if errors.Is(err, ErrNotFound) {
+				return nil, fmt.Errorf("ledger: batch %d: host %q is not enrolled: %w", bi, b.Host, ErrForged)
+			} else if err != nil {
+				return nil, err
+			}
+			if v, err = note.NewVerifier(h.Key); err != nil {
+				return nil, fmt.Errorf("ledger: host %q: stored key: %w", b.Host, err)
+			}
+			keys[b.Host] = v
+		}
+		var f frontier
+		for i, body := range b.Events {
+			out[k+i].leaf = tlog.RecordHash(body)
+			f.add(out[k+i].leaf)
+		}
+		if !v.Verify(BatchMessage(b.Host, int64(len(b.Events)), f.root()), b.Sig) {
+			return nil, fmt.Errorf("ledger: batch %d from %s: the signature does not verify: %w", bi, b.Host, ErrForged)
+		}
+		k += len(b.Events)
+	}
+	// Parse in parallel: worker w takes events w, w+W, w+2W, ...
+	type job struct {
+		batch, event int
+		body         []byte
+		host         string
+	}
+	jobs := make([]job, 0, total)
+	for bi, b := range batches {
+		for i, body := range b.Events {
+			jobs = append(jobs, job{bi, i, body, b.Host})
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (total+255)/256)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := w; j < len(jobs); j += workers {
+				jb := jobs[j]
+				e, err := Parse(jb.body)
+				if err == nil && e.Host != jb.host {
+					err = fmt.Errorf("host %q in a batch signed by %q", e.Host, jb.host)
+				}
+				if err != nil {
+					errs[w] = fmt.Errorf("ledger: batch %d event %d: %w: %w", jb.batch, jb.event, err, ErrForged)
+					return
+				}
+				out[j].event = e
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch, checked []checkedEvent) (Checkpoint, error) {
 	n, err := tx.Size(ctx)
 	if err != nil {
 		return Checkpoint{}, err
@@ -212,40 +300,15 @@ func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch) (Checkpo
 	}
 	hr := &pendingReader{tx: tx, ctx: ctx, pending: map[int64]tlog.Hash{}}
 	var a Append
-	keys := map[string]note.Verifier{}
 	ix := newIndexer(&a)
-	for bi, b := range batches {
-		v, ok := keys[b.Host]
-		if !ok {
-			h, err := tx.Host(ctx, b.Host)
-			if errors.Is(err, ErrNotFound) {
-				return Checkpoint{}, fmt.Errorf("ledger: batch %d: host %q is not enrolled: %w", bi, b.Host, ErrForged)
-			} else if err != nil {
-				return Checkpoint{}, err
-			}
-			if v, err = note.NewVerifier(h.Key); err != nil {
-				return Checkpoint{}, fmt.Errorf("ledger: host %q: stored key: %w", b.Host, err)
-			}
-			keys[b.Host] = v
-		}
-		if len(b.Events) == 0 || len(b.Events) > MaxBatch {
-			return Checkpoint{}, fmt.Errorf("ledger: batch %d of %d events: want 1..%d", bi, len(b.Events), MaxBatch)
-		}
-		root, _ := BatchRoot(b.Events)
-		if !v.Verify(BatchMessage(b.Host, int64(len(b.Events)), root), b.Sig) {
-			return Checkpoint{}, fmt.Errorf("ledger: batch %d from %s: the signature does not verify: %w", bi, b.Host, ErrForged)
-		}
+	k := 0
+	for _, b := range batches {
 		id := n // a batch is named by its first entry
-		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: n, Count: int64(len(b.Events)), Root: root, Sig: b.Sig})
+		var f frontier
 		for i, body := range b.Events {
-			e, err := Parse(body)
-			if err != nil {
-				return Checkpoint{}, fmt.Errorf("ledger: batch %d event %d: %w: %w", bi, i, err, ErrForged)
-			}
-			if e.Host != b.Host {
-				return Checkpoint{}, fmt.Errorf("ledger: batch %d event %d: host %q in a batch signed by %q: %w", bi, i, e.Host, b.Host, ErrForged)
-			}
-			hs, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(body), hr)
+			c := checked[k+i]
+			f.add(c.leaf)
+			hs, err := tlog.StoredHashesForRecordHash(n, c.leaf, hr)
 			if err != nil {
 				return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
 			}
@@ -255,9 +318,11 @@ func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch) (Checkpo
 				a.Hashes = append(a.Hashes, Hash{Index: base + int64(k), Hash: h})
 			}
 			a.Entries = append(a.Entries, Entry{Index: n, Batch: id, Body: body})
-			ix.add(n, e)
+			ix.add(n, c.event)
 			n++
 		}
+		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: id, Count: int64(len(b.Events)), Root: f.root(), Sig: b.Sig})
+		k += len(b.Events)
 	}
 	root, err := tlog.TreeHash(n, hr)
 	if err != nil {
@@ -428,10 +493,46 @@ func (f *frontier) root() tlog.Hash {
 	return h
 }
 
-// indexer derives the query index rows of ingested events.
-type indexer struct{ a *Append }
+// indexer derives the query index rows of ingested events. A lease or
+// run that starts and ends within one ingest is closed here, in order, so
+// a store applies each end to a row of an earlier ingest only, and at most
+// one end per lease or run.
+type indexer struct {
+	a         *Append
+	openLease map[leaseKey]int // index in a.Leases of a lease started in this ingest
+	endedOld  map[leaseKey]bool
+	openRun   map[runKey]int
+	endedRun  map[runKey]bool
+}
 
-func newIndexer(a *Append) *indexer { return &indexer{a: a} }
+type leaseKey struct {
+	ip            netip.Addr
+	mac, vm, host string
+}
+
+type runKey struct{ vm, host string }
+
+func newIndexer(a *Append) *indexer {
+	return &indexer{a: a, openLease: map[leaseKey]int{}, endedOld: map[leaseKey]bool{}, openRun: map[runKey]int{}, endedRun: map[runKey]bool{}}
+}
+
+func (x *indexer) startRun(r Run) {
+	x.openRun[runKey{r.VM, r.Host}] = len(x.a.Runs)
+	x.a.Runs = append(x.a.Runs, r)
+}
+
+func (x *indexer) endRun(vm, host string, to time.Time, index int64) {
+	k := runKey{vm, host}
+	if i, ok := x.openRun[k]; ok {
+		x.a.Runs[i].To, x.a.Runs[i].End = to, index
+		delete(x.openRun, k)
+		return
+	}
+	if !x.endedRun[k] {
+		x.endedRun[k] = true
+		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: vm, Host: host, To: to, Index: index})
+	}
+}
 
 func (x *indexer) add(index int64, e Event) {
 	if e.VM != "" {
@@ -440,21 +541,30 @@ func (x *indexer) add(index int64, e Event) {
 	switch e.Type {
 	case VMStarted, VMRestored:
 		d, _ := e.RunData() // checked by Parse
-		x.a.Runs = append(x.a.Runs, runOf(e, d, index))
+		x.startRun(runOf(e, d, index))
 	case VMMigrated:
 		d, _ := e.MigrateData()
-		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: e.VM, Host: d.From, To: e.Time, Index: index})
-		x.a.Runs = append(x.a.Runs, runOf(e, d.Run, index))
+		x.endRun(e.VM, d.From, e.Time, index)
+		x.startRun(runOf(e, d.Run, index))
 	case VMStopped:
-		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: e.VM, Host: e.Host, To: e.Time, Index: index})
+		x.endRun(e.VM, e.Host, e.Time, index)
 	case LeaseStart:
 		d, _ := e.LeaseData()
 		ip, _ := netip.ParseAddr(d.IP)
-		x.a.Leases = append(x.a.Leases, Lease{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, From: e.Time, Start: index, End: -1})
+		l := Lease{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, From: e.Time, Start: index, End: -1}
+		x.openLease[leaseKey{l.IP, l.MAC, l.VM, l.Host}] = len(x.a.Leases)
+		x.a.Leases = append(x.a.Leases, l)
 	case LeaseEndType:
 		d, _ := e.LeaseData()
 		ip, _ := netip.ParseAddr(d.IP)
-		x.a.LeaseEnds = append(x.a.LeaseEnds, LeaseEnd{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, To: e.Time, Index: index})
+		k := leaseKey{ip.Unmap(), strings.ToLower(d.MAC), e.VM, e.Host}
+		if i, ok := x.openLease[k]; ok {
+			x.a.Leases[i].To, x.a.Leases[i].End = e.Time, index
+			delete(x.openLease, k)
+		} else if !x.endedOld[k] {
+			x.endedOld[k] = true
+			x.a.LeaseEnds = append(x.a.LeaseEnds, LeaseEnd{IP: k.ip, MAC: k.mac, VM: e.VM, Host: e.Host, To: e.Time, Index: index})
+		}
 	}
 }
 

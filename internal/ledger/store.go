@@ -70,8 +70,11 @@ type Tx interface {
 	// PutHost enrolls a host; an existing name with another key is an
 	// error (a host's key is never replaced silently).
 	PutHost(ctx context.Context, h Host) error
-	// Append adds a's rows. a.Entries must continue the log (the first
-	// index equals Size) and a.Hashes the stored hashes.
+	// Append adds a's rows, in field order. a.Entries must continue the
+	// log (the first index equals Size) and a.Hashes the stored hashes.
+	// Leases and Runs may arrive closed (To, End set); LeaseEnds and
+	// RunEnds close rows of earlier Appends still open (none: no change),
+	// at most one per lease or run.
 	Append(ctx context.Context, a Append) error
 	// PutCheckpoint stores a checkpoint; one of the same size is replaced
 	// only by one with the same root (adding cosignatures).

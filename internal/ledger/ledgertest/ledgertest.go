@@ -424,6 +424,16 @@ func testWhoHad(t *testing.T, w *World) {
 		Ev(t, ledger.LeaseEndType, "h2", "vm-c", 70, lease("52:54:00:00:00:0c", "10.0.0.7")),
 		Ev(t, ledger.VMStopped, "h2", "vm-c", 70, nil),
 	)
+	// vm-d's whole life in one ingest: a lease of 10.0.0.9 from 80 to 85,
+	// the same binding again from 86, the VM stopped at 90.
+	w.Ingest(t,
+		Ev(t, ledger.VMStarted, "h1", "vm-d", 80, run("dddd")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-d", 80, lease("52:54:00:00:00:0d", "10.0.0.9")),
+		Ev(t, ledger.LeaseEndType, "h1", "vm-d", 85, lease("52:54:00:00:00:0d", "10.0.0.9")),
+		Ev(t, ledger.LeaseStart, "h1", "vm-d", 86, lease("52:54:00:00:00:0d", "10.0.0.9")),
+		Ev(t, ledger.LeaseEndType, "h1", "vm-d", 90, lease("52:54:00:00:00:0d", "10.0.0.9")),
+		Ev(t, ledger.VMStopped, "h1", "vm-d", 90, nil),
+	)
 	at := func(m int) time.Time { return T0.Add(time.Duration(m) * time.Minute) }
 	for _, tc := range []struct {
 		ip        string
@@ -446,6 +456,9 @@ func testWhoHad(t *testing.T, w *World) {
 		{"10.0.0.7", 70, "", "", "", 0, 0, 0},
 		{"fd00::7", 60, "vm-c", "h1", "", 10, -1, 1}, // a lease never ended; vm-c's run on h1 ended at 50
 		{"::ffff:10.0.0.5", 12, "vm-a", "h1", "aaaa", 10, 30, 3},
+		{"10.0.0.9", 82, "vm-d", "h1", "dddd", 80, 85, 3},
+		{"10.0.0.9", 86, "vm-d", "h1", "dddd", 86, 90, 3},
+		{"10.0.0.9", 90, "", "", "", 0, 0, 0},
 	} {
 		t.Run(fmt.Sprintf("%s@%d", tc.ip, tc.min), func(t *testing.T) {
 			ans, err := w.Log.WhoHad(ctx, netip.MustParseAddr(tc.ip), at(tc.min))

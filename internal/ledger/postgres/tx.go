@@ -108,13 +108,16 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return err
 	}
-	if len(a.LeaseEnds) > 0 {
-		var b pgx.Batch
-		for _, e := range a.LeaseEnds {
-			b.Queue("UPDATE leases SET to_ts = $5, end_idx = $6 WHERE ip = $1 AND mac = $2 AND vm = $3 AND host = $4 AND end_idx = -1",
-				e.IP.String(), e.MAC, e.VM, e.Host, e.To, e.Index)
+	if n := len(a.LeaseEnds); n > 0 {
+		ips, macs, vms, hosts, tos, idxs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([]int64, n)
+		for i, e := range a.LeaseEnds {
+			ips[i], macs[i], vms[i], hosts[i], tos[i], idxs[i] = e.IP.String(), e.MAC, e.VM, e.Host, e.To, e.Index
 		}
-		if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		// One statement for all (a hash join), not one per end.
+		if _, err := t.tx.Exec(ctx, `UPDATE leases l SET to_ts = e.to_ts, end_idx = e.idx
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[]) AS e(ip, mac, vm, host, to_ts, idx)
+			WHERE l.ip = e.ip AND l.mac = e.mac AND l.vm = e.vm AND l.host = e.host AND l.end_idx = -1`,
+			ips, macs, vms, hosts, tos, idxs); err != nil {
 			return fmt.Errorf("ledger postgres: append: lease ends: %w", err)
 		}
 	}
@@ -124,12 +127,15 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return err
 	}
-	if len(a.RunEnds) > 0 {
-		var b pgx.Batch
-		for _, e := range a.RunEnds {
-			b.Queue("UPDATE runs SET to_ts = $3, end_idx = $4 WHERE vm = $1 AND host = $2 AND end_idx = -1", e.VM, e.Host, e.To, e.Index)
+	if n := len(a.RunEnds); n > 0 {
+		vms, hosts, tos, idxs := make([]string, n), make([]string, n), make([]time.Time, n), make([]int64, n)
+		for i, e := range a.RunEnds {
+			vms[i], hosts[i], tos[i], idxs[i] = e.VM, e.Host, e.To, e.Index
 		}
-		if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		if _, err := t.tx.Exec(ctx, `UPDATE runs r SET to_ts = e.to_ts, end_idx = e.idx
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS e(vm, host, to_ts, idx)
+			WHERE r.vm = e.vm AND r.host = e.host AND r.end_idx = -1`,
+			vms, hosts, tos, idxs); err != nil {
 			return fmt.Errorf("ledger postgres: append: run ends: %w", err)
 		}
 	}

@@ -132,6 +132,9 @@ func readHashes(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Ha
 	if len(ix) == 0 {
 		return out, nil
 	}
+	if !mostlyConsecutive(ix) {
+		return readHashesIn(ctx, s, q, ix)
+	}
 	// Consecutive runs are read with one range query each.
 	pos := map[int64][]int{}
 	for i, x := range ix {
@@ -172,6 +175,61 @@ func readHashes(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Ha
 	}
 	if found != len(ix) {
 		return nil, s.errf("hashes: %d of %d stored hashes missing: %w", len(ix)-found, len(ix), ledger.ErrNotFound)
+	}
+	return out, nil
+}
+
+// mostlyConsecutive says whether ix is a few runs of consecutive indexes
+// (Verify's chunks), rather than scattered ones (a proof's).
+func mostlyConsecutive(ix []int64) bool {
+	runs := 1
+	for i := 1; i < len(ix); i++ {
+		if ix[i] != ix[i-1]+1 {
+			runs++
+		}
+	}
+	return runs <= 2
+}
+
+// readHashesIn reads scattered hashes with IN lists of up to 500.
+func readHashesIn(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Hash, error) {
+	got := make(map[int64]tlog.Hash, len(ix))
+	for start := 0; start < len(ix); start += 500 {
+		part := ix[start:min(len(ix), start+500)]
+		args := make([]any, len(part))
+		for i, x := range part {
+			args[i] = x
+		}
+		rows, err := q.QueryContext(ctx, `SELECT id, hash FROM hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...)
+		if err != nil {
+			return nil, s.errf("hashes: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var h []byte
+			if err := rows.Scan(&id, &h); err != nil {
+				rows.Close()
+				return nil, s.errf("hashes: %w", err)
+			}
+			if len(h) != tlog.HashSize {
+				rows.Close()
+				return nil, s.errf("hash %d: %d bytes", id, len(h))
+			}
+			var hh tlog.Hash
+			copy(hh[:], h)
+			got[id] = hh
+		}
+		if err := rows.Close(); err != nil {
+			return nil, s.errf("hashes: %w", err)
+		}
+	}
+	out := make([]tlog.Hash, len(ix))
+	for i, x := range ix {
+		h, ok := got[x]
+		if !ok {
+			return nil, s.errf("hash %d: %w", x, ledger.ErrNotFound)
+		}
+		out[i] = h
 	}
 	return out, nil
 }
@@ -447,6 +505,30 @@ func multiInsert(ctx context.Context, q querier, head string, cols, n int, row f
 	return nil
 }
 
+// execEach runs one prepared statement n times.
+func execEach(ctx context.Context, q querier, stmt string, n int, args func(i int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	p, ok := q.(interface {
+		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	})
+	if !ok {
+		return fmt.Errorf("cannot prepare %q", stmt)
+	}
+	st, err := p.PrepareContext(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range n {
+		if _, err := st.ExecContext(ctx, args(i)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Append adds a's rows in field order.
 func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	if len(a.Entries) > 0 {
@@ -477,29 +559,29 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append batches: %w", err)
 	}
-	for _, l := range a.Leases {
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO leases (ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx) VALUES (?, ?, ?, ?, ?, NULL, ?, -1)`,
-			l.IP.Unmap().String(), l.MAC, l.VM, l.Host, sqlitedb.EncodeTime(l.From), l.Start); err != nil {
-			return t.s.errf("append lease: %w", err)
-		}
+	if err := multiInsert(ctx, t.q, `INSERT INTO leases (ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx)`, 8, len(a.Leases), func(i int) []any {
+		l := a.Leases[i]
+		return []any{l.IP.Unmap().String(), l.MAC, l.VM, l.Host, sqlitedb.EncodeTime(l.From), sqlitedb.EncodeTime(l.To), l.Start, l.End}
+	}); err != nil {
+		return t.s.errf("append leases: %w", err)
 	}
-	for _, e := range a.LeaseEnds {
-		if _, err := t.q.ExecContext(ctx, `UPDATE leases SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ? AND ip = ? AND mac = ?`,
-			sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host, e.IP.Unmap().String(), e.MAC); err != nil {
-			return t.s.errf("append lease end: %w", err)
-		}
+	if err := execEach(ctx, t.q, `UPDATE leases SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ? AND ip = ? AND mac = ?`, len(a.LeaseEnds), func(i int) []any {
+		e := a.LeaseEnds[i]
+		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host, e.IP.Unmap().String(), e.MAC}
+	}); err != nil {
+		return t.s.errf("append lease ends: %w", err)
 	}
-	for _, r := range a.Runs {
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO runs (vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, -1)`,
-			r.VM, r.Name, r.Host, r.Owner, r.Image, r.List, r.Endorser, sqlitedb.EncodeTime(r.From), r.Start); err != nil {
-			return t.s.errf("append run: %w", err)
-		}
+	if err := multiInsert(ctx, t.q, `INSERT INTO runs (vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx)`, 11, len(a.Runs), func(i int) []any {
+		r := a.Runs[i]
+		return []any{r.VM, r.Name, r.Host, r.Owner, r.Image, r.List, r.Endorser, sqlitedb.EncodeTime(r.From), sqlitedb.EncodeTime(r.To), r.Start, r.End}
+	}); err != nil {
+		return t.s.errf("append runs: %w", err)
 	}
-	for _, e := range a.RunEnds {
-		if _, err := t.q.ExecContext(ctx, `UPDATE runs SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ?`,
-			sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host); err != nil {
-			return t.s.errf("append run end: %w", err)
-		}
+	if err := execEach(ctx, t.q, `UPDATE runs SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ?`, len(a.RunEnds), func(i int) []any {
+		e := a.RunEnds[i]
+		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host}
+	}); err != nil {
+		return t.s.errf("append run ends: %w", err)
 	}
 	if err := multiInsert(ctx, t.q, `INSERT OR IGNORE INTO vm_events (vm, idx)`, 2, len(a.VMEvents), func(i int) []any {
 		return []any{a.VMEvents[i].VM, a.VMEvents[i].Index}

@@ -133,7 +133,7 @@ func TestWitnessRefusesBadSignatures(t *testing.T) {
 	stranger := newLogKey(t, f.log.origin) // same origin and name, other key
 	unknown := newLogKey(t, "other.example/log")
 	tampered := strings.Replace(string(good), "\n8\n", "\n7\n", 1)
-	badSig := []byte(string(good[:len(good)-3]) + "A=\n")
+	badSig := flipLastSignature(t, good)
 	cases := []struct {
 		name string
 		note []byte
@@ -399,4 +399,18 @@ func TestAddCheckpointClientBounds(t *testing.T) {
 	if _, err := AddCheckpoint(ctx, http.DefaultClient, "http://127.0.0.1:1", 5, make(tlog.TreeProof, MaxProofLines+1), []byte("x")); err == nil {
 		t.Error("over-long proof accepted")
 	}
+}
+
+// flipLastSignature flips one bit of the signature on the note's last
+// signature line (a bit of the Ed25519 signature, after the key ID).
+func flipLastSignature(t *testing.T, n []byte) []byte {
+	t.Helper()
+	text := strings.TrimSuffix(string(n), "\n")
+	i := strings.LastIndex(text, " ")
+	raw, err := base64.StdEncoding.DecodeString(text[i+1:])
+	if err != nil || len(raw) < 10 {
+		t.Fatalf("last signature line of %q: %v", n, err)
+	}
+	raw[len(raw)-1] ^= 1
+	return []byte(text[:i+1] + base64.StdEncoding.EncodeToString(raw) + "\n")
 }

@@ -55,7 +55,8 @@ CREATE TABLE runs (
 	start_idx INTEGER NOT NULL,
 	end_idx   INTEGER NOT NULL DEFAULT -1
 );
-CREATE INDEX runs_vm ON runs (vm, from_ts);
+CREATE INDEX runs_vm ON runs (vm, host, from_ts);
+CREATE INDEX runs_open ON runs (vm, host) WHERE end_idx = -1;
 CREATE INDEX runs_image ON runs (image, from_ts);
 CREATE INDEX runs_endorser ON runs (endorser, from_ts);
 CREATE INDEX runs_owner ON runs (owner, from_ts);

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# ledger.sh: issue 7's ledger benchmarks, both backends in one run
+# (bench/ledgerbench does the measuring; see its doc comment):
+#   1. sustained ingest with tree maintenance: EVENTS events of ~200 bytes
+#      (VM sessions: vm.started, operator actions, lease.start/lease.end,
+#      vm.stopped) from 16 hosts, signed in batches (ledger.Sign) and
+#      ingested with Log.Ingest, 1k events per transaction on SQLite and
+#      10k on PostgreSQL; events/s per million, and the time split between
+#      making/signing events, the Log's checks and tree, and the store;
+#   2. inclusion proof latency on the full log (Log.Prove + tlog.CheckRecord
+#      of SAMPLES random entries, p50/p99);
+#   3. who-had latency on the full log (Log.WhoHad with its 3 proofs, for
+#      SAMPLES random leases, each answer checked);
+#   4. the database size after 1M events and at the end (SQLite file + WAL
+#      after a TRUNCATE checkpoint; PostgreSQL pg_database_size).
+#
+# PostgreSQL 15 is a private server started here as FIELD-NOTES.md §5 and
+# internal/pgtest do: initdb and pg_ctl as the postgres user (when root),
+# listening on 127.0.0.1 on a free port and on a socket in the work
+# directory; default settings (fsync on). It is stopped (pg_ctl stop -m
+# immediate on its own data directory) and the work directory removed on
+# exit, however the script ends.
+#
+# Usage: bench/ledger.sh
+# Environment:
+#   BENCH_DIR  where the work directory is made (mktemp -d; large files; the
+#              work directory is removed at the end) (default: /var/tmp)
+#   EVENTS     events in each log (default: 10000000; a multiple of 10000)
+#   SAMPLES    proofs and who-had queries timed per backend (default: 20000)
+#   BACKENDS   which to run (default: "sqlite postgres")
+#
+# Needs: go; for PostgreSQL /usr/lib/postgresql/15/bin (scripts/setup.sh).
+# Stdout is the Markdown result; progress, each backend's JSON and a CPU
+# profile summary of each ingest on stderr.
+# Exit status: 0 on success, 1 if a step fails or an answer is wrong.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+EVENTS=${EVENTS:-10000000}
+SAMPLES=${SAMPLES:-20000}
+BACKENDS=${BACKENDS:-sqlite postgres}
+PGBIN=/usr/lib/postgresql/15/bin
+
+log() { printf 'ledger-bench: %s\n' "$*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+for v in EVENTS SAMPLES; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number"
+done
+((EVENTS >= 10000 && EVENTS % 10000 == 0)) || die "EVENTS must be a multiple of 10000"
+((SAMPLES >= 100)) || die "SAMPLES must be at least 100"
+command -v go >/dev/null || die "go is not installed"
+
+BENCH_DIR=$(mktemp -d "${BENCH_DIR:-/var/tmp}/vmtrust-ledger-bench.XXXXXX")
+PGDIR=$BENCH_DIR/pg
+PG_STARTED=0
+
+cleanup() {
+	if ((PG_STARTED)); then
+		log "stopping PostgreSQL"
+		pgrun "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || log "pg_ctl stop failed"
+	fi
+	rm -rf "$BENCH_DIR"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# pgrun runs a PostgreSQL binary as the postgres user when root.
+pgrun() {
+	if [[ $(id -u) == 0 ]]; then
+		(cd / && runuser -u postgres -- "$@")
+	else
+		(cd / && "$@")
+	fi
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+start_pg() {
+	[[ -x $PGBIN/pg_ctl ]] || die "PostgreSQL 15 is not installed: run scripts/setup.sh as root"
+	mkdir -p "$PGDIR/sock" "$PGDIR/log"
+	chmod 700 "$PGDIR" "$PGDIR/sock" "$PGDIR/log"
+	if [[ $(id -u) == 0 ]]; then
+		chmod 755 "$BENCH_DIR"
+		chown -R postgres:postgres "$PGDIR"
+	fi
+	pgrun "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+	PGPORT=$(free_port)
+	PG_STARTED=1
+	pgrun "$PGBIN/pg_ctl" -D "$PGDIR/data" -o "-k $PGDIR/sock -h 127.0.0.1 -p $PGPORT" -l "$PGDIR/log/postgres.log" -w start >/dev/null
+	pgrun "$PGBIN/createdb" -h "$PGDIR/sock" -p "$PGPORT" -U postgres ledgerbench
+	PGDSN="host=$PGDIR/sock port=$PGPORT user=postgres dbname=ledgerbench sslmode=disable"
+	log "PostgreSQL on 127.0.0.1:$PGPORT, socket in $PGDIR/sock"
+}
+
+log "working in $BENCH_DIR; EVENTS=$EVENTS SAMPLES=$SAMPLES BACKENDS=$BACKENDS"
+(cd "$ROOT" && go build -o "$BENCH_DIR/ledgerbench" ./bench/ledgerbench)
+START=$(date -u +'%Y-%m-%d %H:%M')
+for b in $BACKENDS; do
+	case $b in
+	sqlite) args=(-backend sqlite -path "$BENCH_DIR/ledger.db") ;;
+	postgres) start_pg; args=(-backend postgres -dsn "$PGDSN") ;;
+	*) die "backend $b: want sqlite or postgres" ;;
+	esac
+	log "$b: $EVENTS events"
+	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -cpuprofile "$BENCH_DIR/$b.prof" >"$BENCH_DIR/$b.json"
+	cat "$BENCH_DIR/$b.json" >&2
+	log "$b: where the ingest's CPU went (go tool pprof -top)"
+	(cd "$ROOT" && go tool pprof -top -nodecount=30 "$BENCH_DIR/ledgerbench" "$BENCH_DIR/$b.prof" 2>/dev/null | sed 's/^/  /' >&2) || true
+	if [[ $b == sqlite ]]; then rm -f "$BENCH_DIR"/ledger.db*; fi
+done
+END=$(date -u +'%H:%M')
+
+# The Markdown table, one column per backend.
+python3 - "$BENCH_DIR" "$START" "$END" $BACKENDS <<'PY'
+import json, sys
+d, start, end, backends = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+r = {b: json.load(open(f"{d}/{b}.json")) for b in backends}
+def row(name, f):
+    print(f"| {name} | " + " | ".join(f(r[b]) for b in backends) + " |")
+print(f"One run, {start}–{end} UTC, backends: {', '.join(backends)}.\n")
+print("| figure | " + " | ".join(backends) + " |")
+print("|---|" + "---:|" * len(backends))
+row("events (leases)", lambda x: f"{x['events']:,} ({x['leases']:,})")
+row("events per Ingest, mean body", lambda x: f"{x['tx_events']:,}, {x['mean_body_bytes']} B")
+row("ingest events/s, all", lambda x: f"{x['ingest']['events_per_sec']:,.0f}")
+row("ingest events/s per million", lambda x: ", ".join(f"{v:,.0f}" for v in x['ingest']['per_million_per_sec'] or []))
+row("with NewEvent + Sign in the same thread", lambda x: f"{x['ingest']['with_make_sign_per_sec']:,.0f}")
+row("seconds: make / sign / Ingest", lambda x: f"{x['ingest']['make_seconds']:.1f} / {x['ingest']['sign_seconds']:.1f} / {x['ingest']['seconds']:.1f}")
+row("Ingest seconds: Log (verify, parse, tree) / store (Append, begin+commit)", lambda x: f"{x['ingest']['log_cpu_seconds']:.1f} / {x['ingest']['store_seconds']:.1f} ({x['ingest']['append_seconds']:.1f}, {x['ingest']['commit_seconds']:.1f})")
+row("µs/event: Parse, batch root+verify, record hash, Sign", lambda x: f"{x['micro']['parse_us_per_event']}, {x['micro']['batch_root_verify_us_per_event']}, {x['micro']['record_hash_us_per_event']}, {x['micro']['sign_us_per_event']}")
+row("Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove']['p50_us']:,} / {x['prove']['p99_us']:,}")
+row("Entry + Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove_entry']['p50_us']:,} / {x['prove_entry']['p99_us']:,}")
+row("WhoHad (3 proofs) p50 / p99 µs", lambda x: f"{x['who_had']['p50_us']:,} / {x['who_had']['p99_us']:,}")
+row("size at 1M events / at the end, MB", lambda x: f"{x['size_bytes_at_1m']/1e6:,.0f} / {x['size_bytes_at_end']/1e6:,.0f}")
+row("MB per million events (end)", lambda x: f"{x['size_mb_per_million']:,.0f}")
+PY

@@ -1,0 +1,473 @@
+// Command ledgerbench measures internal/ledger for vmtrust's issue 7
+// benchmarks (bench/ledger.sh). It is not part of vmtrust.
+//
+//	ledgerbench -backend sqlite   -path FILE [flags]
+//	ledgerbench -backend postgres -dsn DSN   [flags]
+//
+// It builds one log of -events events through the real pipeline: hosts
+// make events with ledger.NewEvent and sign them in batches with
+// ledger.Sign (one batch per host per transaction), and Log.Ingest
+// verifies and appends them, -tx events per Ingest (one store
+// transaction each, with its tree hashes and signed checkpoint). The
+// workload is VM sessions of 20 events: vm.started, operator.action, 8
+// leases (lease.start then lease.end, 16 events), operator.action,
+// vm.stopped, from 16 hosts; leases cycle over 2^20 IPv4 addresses
+// (10.0.0.0/12), so each address is reused by different VMs every 2^20
+// leases. Event times are distinct and increasing (1 ms apart).
+//
+// Then, on the full log: inclusion proofs of -samples random entries
+// (Log.Prove + tlog.CheckRecord against the latest checkpoint; the entry
+// body is read untimed first, and Entry + Prove + CheckRecord is timed as
+// well) and -samples who-had queries (Log.WhoHad for a random lease's
+// address at a time inside it; each answer is checked to name that lease's
+// VM, start time and run, with 3 proofs), reporting p50/p99. The database
+// size is taken after the first million events and at the end (SQLite:
+// file + WAL after a TRUNCATE checkpoint; PostgreSQL: pg_database_size).
+//
+// Ingest time is split: events made (NewEvent), signed (ledger.Sign:
+// canonical encoding, batch Merkle root, Ed25519), and Log.Ingest, itself
+// split through a timing wrapper around the Store into store calls
+// (reads, Append, PutCheckpoint, commit) and the rest (batch root and
+// signature check, Parse of every event, tree hashes, checkpoint
+// signature). A separate single-threaded microbenchmark on 10k events
+// prices Parse and the batch signature check alone.
+//
+// -cpuprofile FILE writes a CPU profile of the ingest phase. Stdout is one
+// JSON object; progress goes to stderr. Exit status 1 when a
+// step fails or an answer is wrong.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/vmtrust/vmtrust/internal/ledger"
+	"github.com/vmtrust/vmtrust/internal/ledger/postgres"
+	"github.com/vmtrust/vmtrust/internal/ledger/sqlite"
+)
+
+// Workload shape.
+const (
+	sessionEvents = 20      // events per VM session
+	sessionLeases = 8       // leases per session
+	hosts         = 16      // signing hosts
+	ipSpace       = 1 << 20 // IPv4 addresses leased (10.0.0.0/12)
+	million       = 1_000_000
+)
+
+type config struct {
+	backend string
+	path    string
+	dsn     string
+	events  int64
+	tx      int
+	samples int
+	seed    uint64
+	profile string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.backend, "backend", "sqlite", "sqlite or postgres")
+	flag.StringVar(&c.path, "path", "", "SQLite database file (sqlite)")
+	flag.StringVar(&c.dsn, "dsn", "", "pgx connection string (postgres)")
+	flag.Int64Var(&c.events, "events", 10*million, "events in the log")
+	flag.IntVar(&c.tx, "tx", 0, "events per Ingest (default 1000 for sqlite, 10000 for postgres)")
+	flag.IntVar(&c.samples, "samples", 20000, "proofs and who-had queries timed")
+	flag.Uint64Var(&c.seed, "seed", 7, "random seed for the sampled indexes and leases")
+	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
+	flag.Parse()
+	if c.tx == 0 {
+		c.tx = map[string]int{"sqlite": 1000, "postgres": 10000}[c.backend]
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(context.Background(), c, log); err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		os.Exit(1)
+	}
+}
+
+func (c config) check() error {
+	switch {
+	case c.backend == "sqlite" && c.path == "":
+		return errors.New("config: -backend sqlite needs -path")
+	case c.backend == "postgres" && c.dsn == "":
+		return errors.New("config: -backend postgres needs -dsn")
+	case c.backend != "sqlite" && c.backend != "postgres":
+		return fmt.Errorf("config: backend %q: want sqlite or postgres", c.backend)
+	case c.tx < sessionEvents || c.tx%sessionEvents != 0 || c.tx > ledger.MaxIngest:
+		return fmt.Errorf("config: -tx %d: want a multiple of %d up to %d", c.tx, sessionEvents, ledger.MaxIngest)
+	case c.events < int64(c.tx) || c.events%int64(c.tx) != 0:
+		return fmt.Errorf("config: -events %d: want a multiple of -tx %d", c.events, c.tx)
+	case c.samples < 100:
+		return fmt.Errorf("config: -samples %d: want at least 100", c.samples)
+	}
+	return nil
+}
+
+// Result is the JSON printed on stdout.
+type Result struct {
+	Backend    string       `json:"backend"`
+	Events     int64        `json:"events"`
+	Leases     int64        `json:"leases"`
+	TxEvents   int          `json:"tx_events"`
+	MeanBody   float64      `json:"mean_body_bytes"`
+	Ingest     IngestResult `json:"ingest"`
+	Micro      Micro        `json:"micro"`
+	Prove      Latency      `json:"prove"`       // Prove + CheckRecord
+	ProveEntry Latency      `json:"prove_entry"` // Entry + Prove + CheckRecord
+	WhoHad     Latency      `json:"who_had"`
+	Size1M     int64        `json:"size_bytes_at_1m"`
+	SizeEnd    int64        `json:"size_bytes_at_end"`
+	PerMillion float64      `json:"size_mb_per_million"` // at the end
+}
+
+// IngestResult times the ingest phase.
+type IngestResult struct {
+	Seconds       float64   `json:"seconds"`          // Log.Ingest calls only
+	EventsPerSec  float64   `json:"events_per_sec"`   // over all events, Ingest only
+	First1MPerSec float64   `json:"first_1m_per_sec"` // the first million
+	Last1MPerSec  float64   `json:"last_1m_per_sec"`  // the last million
+	PerMillion    []float64 `json:"per_million_per_sec"`
+	WithSignPerSc float64   `json:"with_make_sign_per_sec"` // NewEvent + Sign + Ingest, one thread of work
+	MakeSeconds   float64   `json:"make_seconds"`           // NewEvent
+	SignSeconds   float64   `json:"sign_seconds"`           // ledger.Sign
+	StoreSeconds  float64   `json:"store_seconds"`          // store calls inside Ingest, commit included
+	CommitSeconds float64   `json:"commit_seconds"`         // of which commit
+	AppendSeconds float64   `json:"append_seconds"`         // of which Tx.Append
+	LogSeconds    float64   `json:"log_cpu_seconds"`        // Ingest minus store: verify, parse, tree, checkpoint
+}
+
+// Micro prices the Log's per-event checks alone (single thread).
+type Micro struct {
+	ParseMicros       float64 `json:"parse_us_per_event"`
+	BatchCheckMicros  float64 `json:"batch_root_verify_us_per_event"` // BatchRoot + Ed25519 verify, per event of a batch
+	RecordHashMicros  float64 `json:"record_hash_us_per_event"`
+	SignMicrosPerEvnt float64 `json:"sign_us_per_event"`
+}
+
+// Latency is a sample's distribution, in microseconds.
+type Latency struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50_us"`
+	P99  float64 `json:"p99_us"`
+	Max  float64 `json:"max_us"`
+	Mean float64 `json:"mean_us"`
+}
+
+func latency(d []time.Duration) Latency {
+	slices.Sort(d)
+	us := func(x time.Duration) float64 { return math.Round(float64(x)/1e2) / 10 }
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	q := func(p float64) time.Duration { return d[min(len(d)-1, int(math.Ceil(p*float64(len(d))))-1)] }
+	return Latency{N: len(d), P50: us(q(0.50)), P99: us(q(0.99)), Max: us(d[len(d)-1]), Mean: us(sum / time.Duration(len(d)))}
+}
+
+func run(ctx context.Context, c config, log *slog.Logger) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	var st ledger.Store
+	var err error
+	if c.backend == "sqlite" {
+		st, err = sqlite.Open(ctx, c.path, log)
+	} else {
+		st, err = postgres.Open(ctx, c.dsn, log)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	timed := &timedStore{Store: st}
+	lkey, _, err := note.GenerateKey(rand.Reader, "bench.vmtrust.example/ledger")
+	if err != nil {
+		return err
+	}
+	l, err := ledger.New(timed, lkey, ledger.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	w, err := newWorkload()
+	if err != nil {
+		return err
+	}
+	for _, vkey := range w.vkeys {
+		if err := l.Enroll(ctx, vkey); err != nil {
+			return err
+		}
+	}
+	res := Result{Backend: c.backend, Events: c.events, Leases: c.events / sessionEvents * sessionLeases, TxEvents: c.tx}
+	if res.Micro, err = micro(w); err != nil {
+		return err
+	}
+	if c.profile != "" {
+		f, err := os.Create(c.profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	err = ingest(ctx, c, l, timed, w, &res, log)
+	if c.profile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return err
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if cp.Size != c.events {
+		return fmt.Errorf("latest checkpoint is of %d entries, want %d", cp.Size, c.events)
+	}
+	rng := mrand.New(mrand.NewPCG(c.seed, 1))
+	log.Info("proofs", "samples", c.samples)
+	if res.Prove, res.ProveEntry, err = proofs(ctx, l, cp, c.samples, rng); err != nil {
+		return err
+	}
+	log.Info("who-had", "samples", c.samples)
+	if res.WhoHad, err = whoHad(ctx, l, w, res.Leases, c.samples, rng); err != nil {
+		return err
+	}
+	if res.SizeEnd, err = dbSize(ctx, c); err != nil {
+		return err
+	}
+	res.PerMillion = float64(res.SizeEnd) / 1e6 / (float64(c.events) / million)
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// ingest builds the log and times it.
+func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *workload, res *Result, log *slog.Logger) error {
+	var made, signed, ingested, sinceMark time.Duration
+	var bodyBytes int64
+	sessionsPerTx := int64(c.tx / sessionEvents)
+	timed.reset()
+	for first := int64(0); first < c.events/sessionEvents; first += sessionsPerTx {
+		t0 := time.Now()
+		perHost := make([][]ledger.Event, hosts)
+		for s := first; s < first+sessionsPerTx; s++ {
+			h := int(s % hosts)
+			evs, err := w.session(s)
+			if err != nil {
+				return err
+			}
+			perHost[h] = append(perHost[h], evs...)
+		}
+		t1 := time.Now()
+		var batches []ledger.SignedBatch
+		for h, evs := range perHost {
+			if len(evs) == 0 {
+				continue
+			}
+			b, err := ledger.Sign(w.signers[h], evs...)
+			if err != nil {
+				return err
+			}
+			for _, body := range b.Events {
+				bodyBytes += int64(len(body))
+			}
+			batches = append(batches, b)
+		}
+		t2 := time.Now()
+		if _, err := l.Ingest(ctx, batches...); err != nil {
+			return err
+		}
+		d := time.Since(t2)
+		made += t1.Sub(t0)
+		signed += t2.Sub(t1)
+		ingested += d
+		sinceMark += d
+		done := (first + sessionsPerTx) * sessionEvents
+		if done%million == 0 {
+			rate := million / sinceMark.Seconds()
+			res.Ingest.PerMillion = append(res.Ingest.PerMillion, math.Round(rate))
+			log.Info("ingested", "events", done, "events_per_sec", math.Round(rate))
+			sinceMark = 0
+			if done == million {
+				size, err := dbSize(ctx, c)
+				if err != nil {
+					return err
+				}
+				res.Size1M = size
+			}
+		}
+	}
+	in := &res.Ingest
+	in.Seconds = ingested.Seconds()
+	in.EventsPerSec = math.Round(float64(c.events) / in.Seconds)
+	if n := len(in.PerMillion); n > 0 {
+		in.First1MPerSec, in.Last1MPerSec = in.PerMillion[0], in.PerMillion[n-1]
+	}
+	in.WithSignPerSc = math.Round(float64(c.events) / (made + signed + ingested).Seconds())
+	in.MakeSeconds, in.SignSeconds = made.Seconds(), signed.Seconds()
+	in.StoreSeconds, in.CommitSeconds, in.AppendSeconds = timed.store.Seconds(), timed.commit.Seconds(), timed.append.Seconds()
+	in.LogSeconds = in.Seconds - in.StoreSeconds
+	res.MeanBody = math.Round(float64(bodyBytes)/float64(c.events)*10) / 10
+	return nil
+}
+
+// proofs times inclusion proofs of random entries.
+func proofs(ctx context.Context, l *ledger.Log, cp ledger.Checkpoint, n int, rng *mrand.Rand) (Latency, Latency, error) {
+	var pd, ed []time.Duration
+	for range n {
+		idx := rng.Int64N(cp.Size)
+		t0 := time.Now()
+		e, err := l.Entry(ctx, idx)
+		if err != nil {
+			return Latency{}, Latency{}, err
+		}
+		t1 := time.Now()
+		p, err := l.Prove(ctx, idx, cp.Size)
+		if err != nil {
+			return Latency{}, Latency{}, err
+		}
+		if err := tlog.CheckRecord(p, cp.Size, cp.Root, idx, tlog.RecordHash(e.Body)); err != nil {
+			return Latency{}, Latency{}, fmt.Errorf("entry %d: %w", idx, err)
+		}
+		t2 := time.Now()
+		pd = append(pd, t2.Sub(t1))
+		ed = append(ed, t2.Sub(t0))
+	}
+	// The check must fail on a wrong record: the timed check is real.
+	p, err := l.Prove(ctx, 0, cp.Size)
+	if err != nil {
+		return Latency{}, Latency{}, err
+	}
+	if tlog.CheckRecord(p, cp.Size, cp.Root, 0, tlog.RecordHash([]byte("not an entry"))) == nil {
+		return Latency{}, Latency{}, errors.New("tlog.CheckRecord accepted a wrong record")
+	}
+	return latency(pd), latency(ed), nil
+}
+
+// whoHad times WhoHad for addresses of random leases at a time inside
+// them, checking each answer.
+func whoHad(ctx context.Context, l *ledger.Log, w *workload, leases int64, n int, rng *mrand.Rand) (Latency, error) {
+	var d []time.Duration
+	for range n {
+		k := rng.Int64N(leases)
+		s, j := k/sessionLeases, int(k%sessionLeases)
+		ip := leaseIP(k)
+		from := eventTime(s, 2+2*j)
+		at := from.Add(500 * time.Microsecond)
+		t0 := time.Now()
+		ans, err := l.WhoHad(ctx, ip, at)
+		if err != nil {
+			return Latency{}, fmt.Errorf("who-had %v at %v: %w", ip, at, err)
+		}
+		d = append(d, time.Since(t0))
+		switch {
+		case ans.Lease.VM != vmName(s) || !ans.Lease.From.Equal(from) || ans.Lease.Host != w.hostName(s):
+			return Latency{}, fmt.Errorf("who-had %v at %v: lease %+v, want VM %s from %v", ip, at, ans.Lease, vmName(s), from)
+		case ans.Run == nil || ans.Run.VM != vmName(s) || len(ans.Proofs) != 3:
+			return Latency{}, fmt.Errorf("who-had %v at %v: run %v and %d proofs, want the run of %s and 3 proofs", ip, at, ans.Run, len(ans.Proofs), vmName(s))
+		}
+	}
+	// Between two leases of an address nobody had it.
+	if _, err := l.WhoHad(ctx, leaseIP(0), eventTime(0, 3).Add(500*time.Microsecond)); !errors.Is(err, ledger.ErrNoLease) {
+		return Latency{}, fmt.Errorf("who-had after a lease ended: %v, want ErrNoLease", err)
+	}
+	return latency(d), nil
+}
+
+// dbSize is the database's size on disk.
+func dbSize(ctx context.Context, c config) (int64, error) {
+	if c.backend == "postgres" {
+		conn, err := pgx.Connect(ctx, c.dsn)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n); err != nil {
+			return 0, fmt.Errorf("pg_database_size: %w", err)
+		}
+		return n, nil
+	}
+	db, err := sql.Open("sqlite", c.path)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	var busy, logPages, done int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+		return 0, fmt.Errorf("wal checkpoint: %w", err)
+	}
+	var total int64
+	for _, p := range []string{c.path, c.path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err == nil {
+			total += fi.Size()
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
+// micro prices Parse, the batch check and signing on 10k events.
+func micro(w *workload) (Micro, error) {
+	var evs []ledger.Event
+	for s := int64(0); len(evs) < 10000; s += hosts {
+		e, err := w.session(s)
+		if err != nil {
+			return Micro{}, err
+		}
+		evs = append(evs, e...)
+	}
+	t0 := time.Now()
+	b, err := ledger.Sign(w.signers[0], evs...)
+	if err != nil {
+		return Micro{}, err
+	}
+	sign := time.Since(t0)
+	t0 = time.Now()
+	for _, body := range b.Events {
+		if _, err := ledger.Parse(body); err != nil {
+			return Micro{}, err
+		}
+	}
+	parse := time.Since(t0)
+	t0 = time.Now()
+	for _, body := range b.Events {
+		tlog.RecordHash(body)
+	}
+	rh := time.Since(t0)
+	v, err := note.NewVerifier(w.vkeys[0])
+	if err != nil {
+		return Micro{}, err
+	}
+	t0 = time.Now()
+	root, err := ledger.BatchRoot(b.Events)
+	if err != nil {
+		return Micro{}, err
+	}
+	if !v.Verify(ledger.BatchMessage(b.Host, int64(len(b.Events)), root), b.Sig) {
+		return Micro{}, errors.New("micro: the batch does not verify")
+	}
+	check := time.Since(t0)
+	per := func(d time.Duration) float64 { return math.Round(float64(d)/float64(len(evs))/10) / 100 }
+	return Micro{ParseMicros: per(parse), BatchCheckMicros: per(check), RecordHashMicros: per(rh), SignMicrosPerEvnt: per(sign)}, nil
+}
