@@ -88,13 +88,13 @@ func main() {
 	flag.StringVar(&c.path, "path", "", "SQLite database file (sqlite)")
 	flag.StringVar(&c.dsn, "dsn", "", "pgx connection string (postgres)")
 	flag.Int64Var(&c.events, "events", 10*million, "events in the log")
-	flag.IntVar(&c.tx, "tx", 0, "events per Ingest (default 1000 for sqlite, 10000 for postgres)")
+	flag.IntVar(&c.tx, "tx", 0, "events per Ingest (default 10000)")
 	flag.IntVar(&c.samples, "samples", 20000, "proofs and who-had queries timed")
 	flag.Uint64Var(&c.seed, "seed", 7, "random seed for the sampled indexes and leases")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	flag.Parse()
 	if c.tx == 0 {
-		c.tx = map[string]int{"sqlite": 1000, "postgres": 10000}[c.backend]
+		c.tx = 10000 // both backends: a sustained ingest batches what arrives
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(context.Background(), c, log); err != nil {

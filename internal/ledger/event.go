@@ -244,14 +244,12 @@ func Parse(body []byte) (Event, error) {
 	if !utf8.Valid(body) {
 		return Event{}, errors.New("event: not UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
+	// Unknown fields, duplicate keys, trailing space, other field order
+	// or case: all make the re-encoding differ, so plain Unmarshal is as
+	// strict here as a decoder that disallows unknown fields.
 	var e Event
-	if err := dec.Decode(&e); err != nil {
+	if err := json.Unmarshal(body, &e); err != nil {
 		return Event{}, fmt.Errorf("event: %w", err)
-	}
-	if dec.More() {
-		return Event{}, errors.New("event: trailing content")
 	}
 	again, err := e.Marshal()
 	if err != nil {
