@@ -4,7 +4,7 @@
 #   1. sustained ingest with tree maintenance: EVENTS events of ~200 bytes
 #      (VM sessions: vm.started, operator actions, lease.start/lease.end,
 #      vm.stopped) from 16 hosts, signed in batches (ledger.Sign) and
-#      ingested with Log.Ingest, 1k events per transaction on SQLite and
+#      ingested with Log.Ingest, 10k events per transaction on SQLite and
 #      10k on PostgreSQL; events/s per million, and the time split between
 #      making/signing events, the Log's checks and tree, and the store;
 #   2. inclusion proof latency on the full log (Log.Prove + tlog.CheckRecord
