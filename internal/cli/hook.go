@@ -82,6 +82,18 @@ type hookSite struct {
 	pol   *policy.Policy
 	err   error  // why the policy could not be loaded: every decision refuses
 	netns string // the caller's network namespace (a path), for containment; "" the current one
+	// ledger, when the admission service keeps one open, is where the
+	// hook's events go; nil: recordLedger opens the ledger per call.
+	ledger *localLedger
+}
+
+// hookRecord records events in the ledger hs keeps open, or in one opened
+// for the call.
+func hookRecord(ctx context.Context, g *Globals, hs *hookSite, evs ...ledgerEvent) error {
+	if hs == nil || hs.ledger == nil {
+		return recordLedger(ctx, g, evs...)
+	}
+	return hs.ledger.recordAll(ctx, evs...)
 }
 
 // runHook acts on one libvirt hook invocation (args: NAME OP SUBOP
@@ -106,7 +118,7 @@ func runHook(ctx context.Context, g *Globals, args []string, policyFile string, 
 			vm = dom.UUID
 		}
 		evs = append(evs, ledgerEvent{Type: ledger.VMStopped, VM: vm})
-		if lerr := recordLedger(ctx, g, evs...); lerr != nil {
+		if lerr := hookRecord(ctx, g, hs, evs...); lerr != nil {
 			g.Log.Warn("stop not recorded in the ledger", "domain", name, "err", lerr)
 		}
 		return err
@@ -117,7 +129,7 @@ func runHook(ctx context.Context, g *Globals, args []string, policyFile string, 
 		if err != nil {
 			return &classed{ErrDenied, fmt.Errorf("refused domain %s (started begin): network containment: %w", name, err)}
 		}
-		if err := recordLedger(ctx, g, evs...); err != nil {
+		if err := hookRecord(ctx, g, hs, evs...); err != nil {
 			return &classed{ErrDenied, fmt.Errorf("refused domain %s (started begin): %w", name, err)}
 		}
 		return nil
@@ -131,7 +143,7 @@ func runHook(ctx context.Context, g *Globals, args []string, policyFile string, 
 	if err == nil {
 		// The decision goes to the ledger; an allowed domain whose
 		// decision cannot be recorded is refused.
-		if lerr := recordLedger(ctx, g, decisionEvent(d)); lerr != nil && d.Allow {
+		if lerr := hookRecord(ctx, g, hs, decisionEvent(d)); lerr != nil && d.Allow {
 			err = lerr
 		} else if lerr != nil {
 			g.Log.Warn("refusal not recorded in the ledger", "domain", name, "err", lerr)
@@ -172,7 +184,7 @@ func hookDecide(ctx context.Context, g *Globals, name, policyFile string, hs *ho
 		if err != nil {
 			return admission.Decision{}, err
 		}
-		hs = &hookSite{s, pol, nil, ""}
+		hs = &hookSite{site: s, pol: pol}
 	}
 	if hs.err != nil {
 		return admission.Decision{}, hs.err

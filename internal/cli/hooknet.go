@@ -25,6 +25,9 @@ import (
 // denies on error (libvirt always passes the domain's UUID, which keys the
 // plan).
 func savePlan(g *Globals, d admission.Decision) error {
+	if len(d.MACs) == 0 && d.UUID == "" {
+		return nil // nothing to contain, and nothing to key a plan by (libvirt always gives a UUID)
+	}
 	if d.ProfileDetail == nil {
 		return errors.New("the allowed decision names no containment profile")
 	}
@@ -108,7 +111,7 @@ func containInterfaces(ctx context.Context, g *Globals, name, policyFile string,
 		if err != nil {
 			return nil, err
 		}
-		hs = &hookSite{s, pol, nil, ""}
+		hs = &hookSite{site: s, pol: pol}
 	}
 	if hs.err != nil {
 		return nil, hs.err

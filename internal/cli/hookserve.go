@@ -68,6 +68,11 @@ func runHookServe(ctx context.Context, g *Globals, socket, policyFile string) er
 	defer ln.Close()
 	go func() { <-ctx.Done(); ln.Close() }()
 	srv := &hookServer{g: g, site: s, policyFile: policyFile}
+	defer func() {
+		if srv.ledger != nil {
+			srv.ledger.Close()
+		}
+	}()
 	if _, err := srv.policy(); err != nil {
 		return inputErr(err)
 	}
@@ -122,8 +127,9 @@ type hookServer struct {
 
 	mu     sync.Mutex // one decision at a time; guards the policy cache
 	pol    *policy.Policy
-	polFor string    // the file pol was loaded from ("" for the default)
-	polID  fileid.ID // its identity then
+	polFor string       // the file pol was loaded from ("" for the default)
+	polID  fileid.ID    // its identity then
+	ledger *localLedger // kept open once opened; nil: opened again at the next request
 }
 
 // policy returns the compiled policy, reloading it when its file changed.
@@ -187,7 +193,14 @@ func (h *hookServer) handle(ctx context.Context, q hookproto.Request, netns stri
 	g := *h.g
 	g.Stdin, g.Stdout = bytes.NewReader(q.Stdin), io.Discard
 	pol, perr := h.policy() // a policy that does not load refuses, naming why
-	err := runHook(ctx, &g, q.Args, "", &hookSite{h.site, pol, perr, netns})
+	if h.ledger == nil {
+		if l, err := openLedger(ctx, &g); err == nil {
+			h.ledger = l
+		} else {
+			g.Log.Warn("admission service: ledger not open; each decision opens it", "err", err)
+		}
+	}
+	err := runHook(ctx, &g, q.Args, "", &hookSite{site: h.site, pol: pol, err: perr, netns: netns, ledger: h.ledger})
 	switch {
 	case err == nil:
 		return hookproto.Response{}

@@ -157,6 +157,14 @@ func recordLedger(ctx context.Context, g *Globals, evs ...ledgerEvent) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	defer l.Close()
+	return l.recordAll(ctx, evs...)
+}
+
+// recordAll makes evs events of this host and records them as one batch.
+func (l *localLedger) recordAll(ctx context.Context, evs ...ledgerEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	var out []ledger.Event
 	for _, e := range evs {
 		if e.Time.IsZero() {
