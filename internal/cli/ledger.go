@@ -47,6 +47,16 @@ type localLedger struct {
 
 func (l *localLedger) Close() error { return l.st.Close() }
 
+// withLedger runs f on the opened ledger and closes it.
+func withLedger(ctx context.Context, g *Globals, f func(*localLedger) error) error {
+	l, err := openLedger(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return f(l)
+}
+
 // ledgerHostName is the host's name in the ledger: the configured one, or
 // the system's host name with characters a note key name cannot hold
 // replaced by '-'.
@@ -213,29 +223,26 @@ func newLedgerVerifyCmd(g *Globals) *cobra.Command {
 		Short: "Recompute the whole ledger from its events; exit 7 when it does not verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLedger(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			rep, err := l.log.Verify(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if err := printJSON(g.Stdout, map[string]any{"message_type": "ledger_verify", "ok": rep.OK(), "report": rep}); err != nil {
+			return withLedger(cmd.Context(), g, func(l *localLedger) error {
+				rep, err := l.log.Verify(cmd.Context())
+				if err != nil {
 					return err
 				}
-			} else {
-				fmt.Fprintf(g.Stdout, "entries\t%d\nbatches\t%d\ncheckpoints\t%d\nroot\t%s\n", rep.Size, rep.Batches, rep.Checkpoints, base64.StdEncoding.EncodeToString(rep.Root[:]))
-				for _, p := range rep.Problems {
-					fmt.Fprintf(g.Stdout, "PROBLEM\t%s\n", Clean(p.What, false))
+				if asJSON {
+					if err := printJSON(g.Stdout, map[string]any{"message_type": "ledger_verify", "ok": rep.OK(), "report": rep}); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(g.Stdout, "entries\t%d\nbatches\t%d\ncheckpoints\t%d\nroot\t%s\n", rep.Size, rep.Batches, rep.Checkpoints, base64.StdEncoding.EncodeToString(rep.Root[:]))
+					for _, p := range rep.Problems {
+						fmt.Fprintf(g.Stdout, "PROBLEM\t%s\n", Clean(p.What, false))
+					}
 				}
-			}
-			if !rep.OK() {
-				return &classed{ErrTampered, fmt.Errorf("the ledger does not verify: %d problems, first: %s", len(rep.Problems), rep.Problems[0].What)}
-			}
-			return nil
+				if !rep.OK() {
+					return &classed{ErrTampered, fmt.Errorf("the ledger does not verify: %d problems, first: %s", len(rep.Problems), rep.Problems[0].What)}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
@@ -248,18 +255,15 @@ func newLedgerCheckpointCmd(g *Globals) *cobra.Command {
 		Short: "Print the latest signed checkpoint (C2SP tlog-checkpoint note) and the log's key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := openLedger(cmd.Context(), g)
-			if err != nil {
+			return withLedger(cmd.Context(), g, func(l *localLedger) error {
+				cp, err := l.log.Checkpoint(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.Stderr, "log key: %s\n", l.log.VerifierKey())
+				_, err = g.Stdout.Write(cp.Note)
 				return err
-			}
-			defer l.Close()
-			cp, err := l.log.Checkpoint(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(g.Stderr, "log key: %s\n", l.log.VerifierKey())
-			_, err = g.Stdout.Write(cp.Note)
-			return err
+			})
 		},
 	}
 }
@@ -295,35 +299,32 @@ func newLedgerProveCmd(g *Globals) *cobra.Command {
 				return usageErr(fmt.Errorf("EVENT %q: want an event number", args[0]))
 			}
 			ctx := cmd.Context()
-			l, err := openLedger(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			size, root, err := latestOr(ctx, l, against)
-			if err != nil {
-				return err
-			}
-			e, err := l.log.Entry(ctx, idx)
-			if err != nil {
-				return inputErr(err)
-			}
-			p, err := l.log.Prove(ctx, idx, size)
-			if err != nil {
-				return inputErr(err)
-			}
-			if err := tlog.CheckRecord(p, size, root, idx, tlog.RecordHash(e.Body)); err != nil {
-				return &classed{ErrTampered, fmt.Errorf("event %d does not prove against checkpoint %d: %w", idx, size, err)}
-			}
-			if asJSON {
-				return printJSON(g.Stdout, map[string]any{"message_type": "ledger_proof", "index": idx, "tree_size": size,
-					"root": root[:], "event": json.RawMessage(e.Body), "proof": proofBytes(p)})
-			}
-			fmt.Fprintf(g.Stdout, "event %d is in the tree of %d entries (root %s)\n%s\n", idx, size, base64.StdEncoding.EncodeToString(root[:]), Clean(string(e.Body), false))
-			for _, h := range p {
-				fmt.Fprintln(g.Stdout, base64.StdEncoding.EncodeToString(h[:]))
-			}
-			return nil
+			return withLedger(ctx, g, func(l *localLedger) error {
+				size, root, err := latestOr(ctx, l, against)
+				if err != nil {
+					return err
+				}
+				e, err := l.log.Entry(ctx, idx)
+				if err != nil {
+					return inputErr(err)
+				}
+				p, err := l.log.Prove(ctx, idx, size)
+				if err != nil {
+					return inputErr(err)
+				}
+				if err := tlog.CheckRecord(p, size, root, idx, tlog.RecordHash(e.Body)); err != nil {
+					return &classed{ErrTampered, fmt.Errorf("event %d does not prove against checkpoint %d: %w", idx, size, err)}
+				}
+				if asJSON {
+					return printJSON(g.Stdout, map[string]any{"message_type": "ledger_proof", "index": idx, "tree_size": size,
+						"root": root[:], "event": json.RawMessage(e.Body), "proof": proofBytes(p)})
+				}
+				fmt.Fprintf(g.Stdout, "event %d is in the tree of %d entries (root %s)\n%s\n", idx, size, base64.StdEncoding.EncodeToString(root[:]), Clean(string(e.Body), false))
+				for _, h := range p {
+					fmt.Fprintln(g.Stdout, base64.StdEncoding.EncodeToString(h[:]))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&against, "checkpoint", "", "a checkpoint note you kept (default: the latest)")
@@ -357,31 +358,28 @@ func newLedgerConsistencyCmd(g *Globals) *cobra.Command {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := openLedger(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			oldN, oldRoot, err := trustedCheckpoint(l, args[0])
-			if err != nil {
-				return err
-			}
-			newN, newRoot, err := latestOr(ctx, l, append(args[1:], "")[0])
-			if err != nil {
-				return err
-			}
-			p, err := l.log.ProveTree(ctx, oldN, newN)
-			if err == nil {
-				err = tlog.CheckTree(p, newN, newRoot, oldN, oldRoot)
-			}
-			if err != nil {
-				return &classed{ErrTampered, fmt.Errorf("the tree of %d entries is not an extension of checkpoint %d: %w", newN, oldN, err)}
-			}
-			fmt.Fprintf(g.Stdout, "consistent: %d → %d entries\n", oldN, newN)
-			for _, h := range p {
-				fmt.Fprintln(g.Stdout, base64.StdEncoding.EncodeToString(h[:]))
-			}
-			return nil
+			return withLedger(ctx, g, func(l *localLedger) error {
+				oldN, oldRoot, err := trustedCheckpoint(l, args[0])
+				if err != nil {
+					return err
+				}
+				newN, newRoot, err := latestOr(ctx, l, append(args[1:], "")[0])
+				if err != nil {
+					return err
+				}
+				p, err := l.log.ProveTree(ctx, oldN, newN)
+				if err == nil {
+					err = tlog.CheckTree(p, newN, newRoot, oldN, oldRoot)
+				}
+				if err != nil {
+					return &classed{ErrTampered, fmt.Errorf("the tree of %d entries is not an extension of checkpoint %d: %w", newN, oldN, err)}
+				}
+				fmt.Fprintf(g.Stdout, "consistent: %d → %d entries\n", oldN, newN)
+				for _, h := range p {
+					fmt.Fprintln(g.Stdout, base64.StdEncoding.EncodeToString(h[:]))
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -395,16 +393,13 @@ func newLedgerExportCmd(g *Globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			l, err := openLedger(ctx, g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			x, err := ledger.Export(ctx, l.log)
-			if err != nil {
-				return err
-			}
-			return printJSON(g.Stdout, x)
+			return withLedger(ctx, g, func(l *localLedger) error {
+				x, err := ledger.Export(ctx, l.log)
+				if err != nil {
+					return err
+				}
+				return printJSON(g.Stdout, x)
+			})
 		},
 	}
 }
@@ -424,16 +419,13 @@ func newLedgerRunsCmd(g *Globals) *cobra.Command {
 			if f.To, err = parseAt(to); err != nil {
 				return err
 			}
-			l, err := openLedger(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			rs, err := l.st.Runs(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			return printJSON(g.Stdout, map[string]any{"message_type": "ledger_runs", "runs": rs})
+			return withLedger(cmd.Context(), g, func(l *localLedger) error {
+				rs, err := l.st.Runs(cmd.Context(), f)
+				if err != nil {
+					return err
+				}
+				return printJSON(g.Stdout, map[string]any{"message_type": "ledger_runs", "runs": rs})
+			})
 		},
 	}
 	cmd.Flags().StringVar(&f.Image, "image", "", "image sha512")
@@ -479,37 +471,34 @@ func newWhoHadCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			l, err := openLedger(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			ans, err := l.log.WhoHad(cmd.Context(), ip, t)
-			if errors.Is(err, ledger.ErrNoLease) {
-				return inputErr(err)
-			}
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				var proofs []map[string]any
-				for _, p := range ans.Proofs {
-					proofs = append(proofs, map[string]any{"index": p.Entry.Index, "event": json.RawMessage(p.Entry.Body), "proof": proofBytes(p.Proof)})
+			return withLedger(cmd.Context(), g, func(l *localLedger) error {
+				ans, err := l.log.WhoHad(cmd.Context(), ip, t)
+				if errors.Is(err, ledger.ErrNoLease) {
+					return inputErr(err)
 				}
-				return printJSON(g.Stdout, map[string]any{"message_type": "who_had", "ip": ans.IP.String(), "at": ans.At.UTC(),
-					"lease": ans.Lease, "run": ans.Run, "checkpoint": string(ans.Checkpoint.Note), "proofs": proofs})
-			}
-			to := "still held"
-			if !ans.Lease.To.IsZero() {
-				to = ans.Lease.To.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(g.Stdout, "ip\t%s\nat\t%s\nvm\t%s\nhost\t%s\nmac\t%s\nlease\t%s .. %s\n", ans.IP, ans.At.UTC().Format(time.RFC3339),
-				Clean(ans.Lease.VM, false), Clean(ans.Lease.Host, false), ans.Lease.MAC, ans.Lease.From.UTC().Format(time.RFC3339), to)
-			if r := ans.Run; r != nil {
-				fmt.Fprintf(g.Stdout, "name\t%s\nowner\t%s\nimage\t%s\nlist\t%s\nendorser\t%s\n", Clean(r.Name, false), Clean(r.Owner, false), r.Image, Clean(r.List, false), Clean(r.Endorser, false))
-			}
-			fmt.Fprintf(g.Stdout, "proven\t%d events in the tree of %d entries\n", len(ans.Proofs), ans.Checkpoint.Size)
-			return nil
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					var proofs []map[string]any
+					for _, p := range ans.Proofs {
+						proofs = append(proofs, map[string]any{"index": p.Entry.Index, "event": json.RawMessage(p.Entry.Body), "proof": proofBytes(p.Proof)})
+					}
+					return printJSON(g.Stdout, map[string]any{"message_type": "who_had", "ip": ans.IP.String(), "at": ans.At.UTC(),
+						"lease": ans.Lease, "run": ans.Run, "checkpoint": string(ans.Checkpoint.Note), "proofs": proofs})
+				}
+				to := "still held"
+				if !ans.Lease.To.IsZero() {
+					to = ans.Lease.To.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(g.Stdout, "ip\t%s\nat\t%s\nvm\t%s\nhost\t%s\nmac\t%s\nlease\t%s .. %s\n", ans.IP, ans.At.UTC().Format(time.RFC3339),
+					Clean(ans.Lease.VM, false), Clean(ans.Lease.Host, false), ans.Lease.MAC, ans.Lease.From.UTC().Format(time.RFC3339), to)
+				if r := ans.Run; r != nil {
+					fmt.Fprintf(g.Stdout, "name\t%s\nowner\t%s\nimage\t%s\nlist\t%s\nendorser\t%s\n", Clean(r.Name, false), Clean(r.Owner, false), r.Image, Clean(r.List, false), Clean(r.Endorser, false))
+				}
+				fmt.Fprintf(g.Stdout, "proven\t%d events in the tree of %d entries\n", len(ans.Proofs), ans.Checkpoint.Size)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&at, "at", "now", "the time (RFC 3339, or now)")
@@ -523,20 +512,17 @@ func newTimelineCmd(g *Globals) *cobra.Command {
 		Short: "Every ledger event about a VM (its UUID), in order, proven in the latest checkpoint",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := openLedger(cmd.Context(), g)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			evs, cp, err := l.log.Timeline(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			for _, p := range evs {
-				fmt.Fprintf(g.Stdout, "%d\t%s\t%s\t%s\t%s\n", p.Entry.Index, p.Event.Time.UTC().Format(time.RFC3339Nano), p.Event.Type, Clean(p.Event.Host, false), Clean(string(p.Event.Data), false))
-			}
-			fmt.Fprintf(g.Stderr, "%d events, proven in the tree of %d entries\n", len(evs), cp.Size)
-			return nil
+			return withLedger(cmd.Context(), g, func(l *localLedger) error {
+				evs, cp, err := l.log.Timeline(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				for _, p := range evs {
+					fmt.Fprintf(g.Stdout, "%d\t%s\t%s\t%s\t%s\n", p.Entry.Index, p.Event.Time.UTC().Format(time.RFC3339Nano), p.Event.Type, Clean(p.Event.Host, false), Clean(string(p.Event.Data), false))
+				}
+				fmt.Fprintf(g.Stderr, "%d events, proven in the tree of %d entries\n", len(evs), cp.Size)
+				return nil
+			})
 		},
 	}
 }

@@ -128,53 +128,58 @@ func size(ctx context.Context, s *Store, q querier) (int64, error) {
 }
 
 func readHashes(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(ix))
-	if len(ix) == 0 {
-		return out, nil
-	}
-	if !mostlyConsecutive(ix) {
-		return readHashesIn(ctx, s, q, ix)
-	}
-	// Consecutive runs are read with one range query each.
-	pos := map[int64][]int{}
-	for i, x := range ix {
-		pos[x] = append(pos[x], i)
-	}
-	found := 0
-	for start := 0; start < len(ix); {
-		end := start + 1
-		for end < len(ix) && ix[end] == ix[end-1]+1 {
-			end++
-		}
-		rows, err := q.QueryContext(ctx, `SELECT id, hash FROM hashes WHERE id BETWEEN ? AND ?`, ix[start], ix[end-1])
+	got := make(map[int64]tlog.Hash, len(ix))
+	read := func(query string, args ...any) error {
+		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
-			return nil, s.errf("hashes: %w", err)
+			return s.errf("hashes: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var id int64
 			var h []byte
 			if err := rows.Scan(&id, &h); err != nil {
-				rows.Close()
-				return nil, s.errf("hashes: %w", err)
+				return s.errf("hashes: %w", err)
 			}
 			if len(h) != tlog.HashSize {
-				rows.Close()
-				return nil, s.errf("hash %d: %d bytes", id, len(h))
+				return s.errf("hash %d: %d bytes", id, len(h))
 			}
-			for _, i := range pos[id] {
-				if i >= start && i < end {
-					copy(out[i][:], h)
-					found++
-				}
-			}
+			got[id] = tlog.Hash(h)
 		}
-		if err := rows.Close(); err != nil {
-			return nil, s.errf("hashes: %w", err)
-		}
-		start = end
+		return rows.Err()
 	}
-	if found != len(ix) {
-		return nil, s.errf("hashes: %d of %d stored hashes missing: %w", len(ix)-found, len(ix), ledger.ErrNotFound)
+	if mostlyConsecutive(ix) {
+		// Verify's chunks: one range query per run of consecutive indexes.
+		for start := 0; start < len(ix); {
+			end := start + 1
+			for end < len(ix) && ix[end] == ix[end-1]+1 {
+				end++
+			}
+			if err := read(`SELECT id, hash FROM hashes WHERE id BETWEEN ? AND ?`, ix[start], ix[end-1]); err != nil {
+				return nil, err
+			}
+			start = end
+		}
+	} else {
+		// A proof's scattered indexes: IN lists of up to 500.
+		for start := 0; start < len(ix); start += 500 {
+			part := ix[start:min(len(ix), start+500)]
+			args := make([]any, len(part))
+			for i, x := range part {
+				args[i] = x
+			}
+			if err := read(`SELECT id, hash FROM hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]tlog.Hash, len(ix))
+	for i, x := range ix {
+		h, ok := got[x]
+		if !ok {
+			return nil, s.errf("hash %d: %w", x, ledger.ErrNotFound)
+		}
+		out[i] = h
 	}
 	return out, nil
 }
@@ -189,49 +194,6 @@ func mostlyConsecutive(ix []int64) bool {
 		}
 	}
 	return runs <= 2
-}
-
-// readHashesIn reads scattered hashes with IN lists of up to 500.
-func readHashesIn(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Hash, error) {
-	got := make(map[int64]tlog.Hash, len(ix))
-	for start := 0; start < len(ix); start += 500 {
-		part := ix[start:min(len(ix), start+500)]
-		args := make([]any, len(part))
-		for i, x := range part {
-			args[i] = x
-		}
-		rows, err := q.QueryContext(ctx, `SELECT id, hash FROM hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...)
-		if err != nil {
-			return nil, s.errf("hashes: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			var h []byte
-			if err := rows.Scan(&id, &h); err != nil {
-				rows.Close()
-				return nil, s.errf("hashes: %w", err)
-			}
-			if len(h) != tlog.HashSize {
-				rows.Close()
-				return nil, s.errf("hash %d: %d bytes", id, len(h))
-			}
-			var hh tlog.Hash
-			copy(hh[:], h)
-			got[id] = hh
-		}
-		if err := rows.Close(); err != nil {
-			return nil, s.errf("hashes: %w", err)
-		}
-	}
-	out := make([]tlog.Hash, len(ix))
-	for i, x := range ix {
-		h, ok := got[x]
-		if !ok {
-			return nil, s.errf("hash %d: %w", x, ledger.ErrNotFound)
-		}
-		out[i] = h
-	}
-	return out, nil
 }
 
 func host(ctx context.Context, s *Store, q querier, name string) (ledger.Host, error) {
