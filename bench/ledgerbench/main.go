@@ -51,6 +51,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,6 +81,11 @@ type config struct {
 	samples int
 	seed    uint64
 	profile string
+	// ingesters is the number of concurrent Log.Ingest calls.
+	ingesters int
+	// queriesOnly skips the ingest: the store holds a log an earlier run
+	// with the same -events built (the workload is deterministic).
+	queriesOnly bool
 }
 
 func main() {
@@ -92,6 +98,8 @@ func main() {
 	flag.IntVar(&c.samples, "samples", 20000, "proofs and who-had queries timed")
 	flag.Uint64Var(&c.seed, "seed", 7, "random seed for the sampled indexes and leases")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
+	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
+	flag.BoolVar(&c.queriesOnly, "queries-only", false, "time proofs and who-had on a log an earlier run built")
 	flag.Parse()
 	if c.tx == 0 {
 		c.tx = 10000 // both backends: a sustained ingest batches what arrives
@@ -115,6 +123,8 @@ func (c config) check() error {
 		return fmt.Errorf("config: -tx %d: want a multiple of %d up to %d", c.tx, sessionEvents, ledger.MaxIngest)
 	case c.events < int64(c.tx) || c.events%int64(c.tx) != 0:
 		return fmt.Errorf("config: -events %d: want a multiple of -tx %d", c.events, c.tx)
+	case c.ingesters < 1 || c.ingesters > 64:
+		return fmt.Errorf("config: -ingesters %d: want 1..64", c.ingesters)
 	case c.samples < 100:
 		return fmt.Errorf("config: -samples %d: want at least 100", c.samples)
 	}
@@ -211,6 +221,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	for _, vkey := range w.vkeys {
+		if c.queriesOnly {
+			break
+		}
 		if err := l.Enroll(ctx, vkey); err != nil {
 			return err
 		}
@@ -229,7 +242,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			return err
 		}
 	}
-	err = ingest(ctx, c, l, timed, w, &res, log)
+	if !c.queriesOnly {
+		err = ingest(ctx, c, l, timed, w, &res, log)
+	}
 	if c.profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -259,60 +274,68 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
-// ingest builds the log and times it.
+// ingest builds the log and times it. The hosts' work (NewEvent, Sign)
+// is done for up to a million events at a time, before they are
+// ingested, so that it does not share the cores with the ledger's; the
+// ingest itself is what a ledger server does with submissions arriving
+// from many hosts: -ingesters concurrent Log.Ingest calls, so that one
+// verifies and parses its events while another holds the store's
+// transaction (Ingest serialises the transactions itself).
 func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *workload, res *Result, log *slog.Logger) error {
-	var made, signed, ingested, sinceMark time.Duration
+	var made, signed, ingested time.Duration
 	var bodyBytes int64
 	sessionsPerTx := int64(c.tx / sessionEvents)
+	totalSessions := c.events / sessionEvents
+	chunkSessions := min(totalSessions, million/sessionEvents)
 	timed.reset()
-	for first := int64(0); first < c.events/sessionEvents; first += sessionsPerTx {
-		t0 := time.Now()
-		perHost := make([][]ledger.Event, hosts)
-		for s := first; s < first+sessionsPerTx; s++ {
-			h := int(s % hosts)
-			evs, err := w.session(s)
-			if err != nil {
-				return err
-			}
-			perHost[h] = append(perHost[h], evs...)
-		}
-		t1 := time.Now()
-		var batches []ledger.SignedBatch
-		for h, evs := range perHost {
-			if len(evs) == 0 {
-				continue
-			}
-			b, err := ledger.Sign(w.signers[h], evs...)
-			if err != nil {
-				return err
-			}
-			for _, body := range b.Events {
-				bodyBytes += int64(len(body))
-			}
-			batches = append(batches, b)
-		}
-		t2 := time.Now()
-		if _, err := l.Ingest(ctx, batches...); err != nil {
-			return err
-		}
-		d := time.Since(t2)
-		made += t1.Sub(t0)
-		signed += t2.Sub(t1)
-		ingested += d
-		sinceMark += d
-		done := (first + sessionsPerTx) * sessionEvents
-		if done%million == 0 {
-			rate := million / sinceMark.Seconds()
-			res.Ingest.PerMillion = append(res.Ingest.PerMillion, math.Round(rate))
-			log.Info("ingested", "events", done, "events_per_sec", math.Round(rate))
-			sinceMark = 0
-			if done == million {
-				size, err := dbSize(ctx, c)
+	for chunk := int64(0); chunk < totalSessions; chunk += chunkSessions {
+		var txs [][]ledger.SignedBatch
+		for first := chunk; first < min(totalSessions, chunk+chunkSessions); first += sessionsPerTx {
+			t0 := time.Now()
+			perHost := make([][]ledger.Event, hosts)
+			for s := first; s < first+sessionsPerTx; s++ {
+				h := int(s % hosts)
+				evs, err := w.session(s)
 				if err != nil {
 					return err
 				}
-				res.Size1M = size
+				perHost[h] = append(perHost[h], evs...)
 			}
+			t1 := time.Now()
+			var batches []ledger.SignedBatch
+			for h, evs := range perHost {
+				if len(evs) == 0 {
+					continue
+				}
+				b, err := ledger.Sign(w.signers[h], evs...)
+				if err != nil {
+					return err
+				}
+				for _, body := range b.Events {
+					bodyBytes += int64(len(body))
+				}
+				batches = append(batches, b)
+			}
+			made += t1.Sub(t0)
+			signed += time.Since(t1)
+			txs = append(txs, batches)
+		}
+		t0 := time.Now()
+		if err := ingestAll(ctx, l, txs, c.ingesters); err != nil {
+			return err
+		}
+		d := time.Since(t0)
+		ingested += d
+		done := min(totalSessions, chunk+chunkSessions) * sessionEvents
+		rate := float64(done-chunk*sessionEvents) / d.Seconds()
+		res.Ingest.PerMillion = append(res.Ingest.PerMillion, math.Round(rate))
+		log.Info("ingested", "events", done, "events_per_sec", math.Round(rate))
+		if done == million {
+			size, err := dbSize(ctx, c)
+			if err != nil {
+				return err
+			}
+			res.Size1M = size
 		}
 	}
 	in := &res.Ingest
@@ -326,6 +349,39 @@ func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *
 	in.StoreSeconds, in.CommitSeconds, in.AppendSeconds = timed.store.Seconds(), timed.commit.Seconds(), timed.append.Seconds()
 	in.LogSeconds = in.Seconds - in.StoreSeconds
 	res.MeanBody = math.Round(float64(bodyBytes)/float64(c.events)*10) / 10
+	return nil
+}
+
+// ingestAll ingests txs with n concurrent Log.Ingest calls, in order of
+// arrival (each tx holds whole sessions, so their order does not change
+// what the indexes say).
+func ingestAll(ctx context.Context, l *ledger.Log, txs [][]ledger.SignedBatch, n int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan []ledger.SignedBatch)
+	var wg sync.WaitGroup
+	for range max(n, 1) {
+		wg.Go(func() {
+			for b := range next {
+				if _, err := l.Ingest(ctx, b...); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for _, b := range txs {
+		select {
+		case next <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
 	return nil
 }
 

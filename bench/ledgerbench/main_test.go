@@ -97,7 +97,7 @@ func TestLatency(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	ok := config{backend: "sqlite", path: "x.db", events: 2000, tx: 1000, samples: 100}
+	ok := config{backend: "sqlite", path: "x.db", events: 2000, tx: 1000, samples: 100, ingesters: 2}
 	if err := ok.check(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
@@ -115,6 +115,7 @@ func TestConfigCheck(t *testing.T) {
 		{"events not whole tx", func(c *config) { c.events = 1500 }, "multiple of -tx"},
 		{"events negative", func(c *config) { c.events = -1000 }, "multiple of -tx"},
 		{"few samples", func(c *config) { c.samples = 5 }, "at least 100"},
+		{"no ingesters", func(c *config) { c.ingesters = 0 }, "want 1..64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
@@ -130,7 +131,7 @@ func TestConfigCheck(t *testing.T) {
 // TestRunSQLite runs the whole benchmark on a small SQLite log: every
 // who-had answer and proof is checked inside run.
 func TestRunSQLite(t *testing.T) {
-	c := config{backend: "sqlite", path: filepath.Join(t.TempDir(), "l.db"), events: 4000, tx: 1000, samples: 100, seed: 1}
+	c := config{backend: "sqlite", path: filepath.Join(t.TempDir(), "l.db"), events: 4000, tx: 1000, samples: 100, seed: 1, ingesters: 2}
 	if err := run(context.Background(), c, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}

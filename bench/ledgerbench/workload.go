@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/vmtrust/vmtrust/internal/ledger"
 )
@@ -140,9 +139,9 @@ func (x *timedTx) Size(ctx context.Context) (int64, error) {
 	return x.Tx.Size(ctx)
 }
 
-func (x *timedTx) ReadHashes(ctx context.Context, ix []int64) ([]tlog.Hash, error) {
+func (x *timedTx) ReadTiles(ctx context.Context, keys []ledger.TileKey) ([][]byte, error) {
 	defer x.since(time.Now())
-	return x.Tx.ReadHashes(ctx, ix)
+	return x.Tx.ReadTiles(ctx, keys)
 }
 
 func (x *timedTx) Host(ctx context.Context, name string) (ledger.Host, error) {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"regexp"
 	"time"
 	"unicode/utf8"
@@ -162,55 +160,32 @@ func (e Event) check() error {
 			return fmt.Errorf("event %s: data is not a JSON object", e.Type)
 		}
 	}
-	switch e.Type {
-	case VMStarted, VMRestored:
-		var d RunData
-		return e.decodeData(&d)
-	case VMMigrated:
-		var d MigrateData
-		if err := e.decodeData(&d); err != nil {
-			return err
-		}
-		if !hostRE.MatchString(d.From) {
-			return fmt.Errorf("event %s: data.from %q is not a host name", e.Type, d.From)
-		}
-	case LeaseStart, LeaseEndType:
-		var d LeaseData
-		if err := e.decodeData(&d); err != nil {
-			return err
-		}
-		if _, err := net.ParseMAC(d.MAC); err != nil {
-			return fmt.Errorf("event %s: data.mac: %w", e.Type, err)
-		}
-		if _, err := netip.ParseAddr(d.IP); err != nil {
-			return fmt.Errorf("event %s: data.ip: %w", e.Type, err)
-		}
-		if e.VM == "" {
-			return fmt.Errorf("event %s: no vm", e.Type)
-		}
-	case VMStopped:
-		if e.VM == "" {
-			return fmt.Errorf("event %s: no vm", e.Type)
-		}
-	}
-	return nil
-}
-
-// decodeData decodes e.Data strictly (no unknown field, nothing after it)
-// into v; absent data is the zero value.
-func (e Event) decodeData(v any) error {
-	if len(e.Data) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(e.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	d, err := e.canonicalData()
+	if err != nil {
 		return fmt.Errorf("event %s: data: %w", e.Type, err)
 	}
-	if dec.More() {
-		return fmt.Errorf("event %s: data: trailing content", e.Type)
+	return checkPayload(e.Type, e.VM, d)
+}
+
+// canonicalData returns e.Data in canonical form ("" when absent), or
+// why Parse would refuse it in any form (too deep, not an object).
+func (e Event) canonicalData() (string, error) {
+	if len(e.Data) == 0 {
+		return "", nil
 	}
-	return nil
+	d := string(e.Data)
+	if checkCanonicalData(d) == nil {
+		return d, nil
+	}
+	c, err := canonicalJSON(e.Data)
+	if err != nil {
+		return "", err
+	}
+	d = string(c)
+	if err := checkCanonicalData(d); err != nil {
+		return "", err
+	}
+	return d, nil
 }
 
 // canonicalJSON re-encodes a JSON value with object keys sorted, no
@@ -230,54 +205,53 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// errNotCanonical marks a body that decodes but is not Marshal's output.
-var errNotCanonical = errors.New("event: not in canonical form")
-
 // Parse decodes an event body strictly: at most MaxEventSize bytes, valid
-// UTF-8, no unknown field, a known type with a valid payload, and exactly
-// the canonical encoding (so duplicate keys, other spacing or field order,
-// and non-UTC times are refused).
+// UTF-8, a known type with a valid payload, and exactly the canonical
+// encoding Marshal writes (so unknown fields, duplicate or unsorted keys,
+// other spacing, escaping or field order, and non-UTC times are
+// refused). It reads the body with a hand-written scanner (canon.go)
+// that allocates little and never reads past body; the typed payloads'
+// keys must be exactly their lowercase names and their string fields
+// must not be null (Marshal refuses the same).
 func Parse(body []byte) (Event, error) {
-	if len(body) > MaxEventSize {
-		return Event{}, fmt.Errorf("event: %d bytes, more than %d", len(body), MaxEventSize)
-	}
-	if !utf8.Valid(body) {
-		return Event{}, errors.New("event: not UTF-8")
-	}
-	// Unknown fields, duplicate keys, trailing space, other field order
-	// or case: all make the re-encoding differ, so plain Unmarshal is as
-	// strict here as a decoder that disallows unknown fields.
-	var e Event
-	if err := json.Unmarshal(body, &e); err != nil {
-		return Event{}, fmt.Errorf("event: %w", err)
-	}
-	again, err := e.Marshal()
-	if err != nil {
-		return Event{}, err
-	}
-	if !bytes.Equal(again, body) {
-		return Event{}, errNotCanonical
-	}
-	return e, nil
+	return parse(body)
 }
 
 // RunData returns the payload of a vm.started or vm.restored event.
 func (e Event) RunData() (RunData, error) {
-	var d RunData
-	err := e.decodeData(&d)
-	return d, err
+	d, err := e.canonicalData()
+	if err != nil || d == "" {
+		return RunData{}, err
+	}
+	v, err := decodeRun(d)
+	if err != nil {
+		return v, fmt.Errorf("event %s: data: %w", e.Type, err)
+	}
+	return v, nil
 }
 
 // MigrateData returns the payload of a vm.migrated event.
 func (e Event) MigrateData() (MigrateData, error) {
-	var d MigrateData
-	err := e.decodeData(&d)
-	return d, err
+	d, err := e.canonicalData()
+	if err != nil || d == "" {
+		return MigrateData{}, err
+	}
+	v, err := decodeMigrate(d)
+	if err != nil {
+		return v, fmt.Errorf("event %s: data: %w", e.Type, err)
+	}
+	return v, nil
 }
 
 // LeaseData returns the payload of a lease event.
 func (e Event) LeaseData() (LeaseData, error) {
-	var d LeaseData
-	err := e.decodeData(&d)
-	return d, err
+	d, err := e.canonicalData()
+	if err != nil || d == "" {
+		return LeaseData{}, err
+	}
+	v, err := decodeLease(d)
+	if err != nil {
+		return v, fmt.Errorf("event %s: data: %w", e.Type, err)
+	}
+	return v, nil
 }

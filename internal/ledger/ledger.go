@@ -12,17 +12,19 @@
 //     the Merkle root of the batch's record hashes) verifies, every event
 //     is in canonical form (Parse) and names the batch's host. Otherwise it
 //     returns an error and writes nothing: a forged event never enters.
-//   - One Ingest is one Store transaction: the entries, their stored tree
-//     hashes, the batches, the query indexes and the new signed checkpoint
+//   - One Ingest is one Store transaction: the entries, their tree's tiles
+//     (TileHeight), the batches, the query indexes and the new signed checkpoint
 //     are committed together or not at all, so after a crash the tree, its
 //     entries and its latest checkpoint agree, and an acknowledged (returned)
 //     Ingest is in the log.
 //   - Verify recomputes everything from the entry bodies — leaf and
 //     interior hashes, every checkpoint's root and signature, every
 //     batch's root and host signature — and reports a changed, deleted,
-//     inserted or reordered entry, or a changed hash row, as a Problem.
+//     inserted or reordered entry, or a changed tile, as a Problem. Ingest
+//     refuses to extend a stored tree whose root is not the latest
+//     checkpoint's.
 //   - Inclusion (Prove) and consistency (ProveTree) proofs come from the
-//     stored hashes and are checked with tlog.CheckRecord / CheckTree
+//     stored tiles and are checked with tlog.CheckRecord / CheckTree
 //     against a checkpoint the checker already trusts; a row changed in the
 //     database makes them fail.
 //   - WhoHad answers from the lease and run indexes and returns the entries
@@ -30,6 +32,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -291,43 +294,49 @@ func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch, checked 
 	if err != nil {
 		return Checkpoint{}, err
 	}
+	var latestRoot tlog.Hash
 	if latest, err := tx.Latest(ctx); err == nil {
+		latestRoot = latest.Root
 		if latest.Size != n {
 			return Checkpoint{}, fmt.Errorf("ledger: the store holds %d entries but its latest checkpoint %d: run ledger verify", n, latest.Size)
 		}
 	} else if !errors.Is(err, ErrNotFound) {
 		return Checkpoint{}, err
 	}
-	hr := &pendingReader{tx: tx, ctx: ctx, pending: map[int64]tlog.Hash{}}
+	// The tree so far, from the stored tiles, must be the latest
+	// checkpoint's: an ingest never builds on a changed tree.
+	hr := Hashes(ctx, tx)
+	f, err := loadFrontier(n, hr)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
+	}
+	if n > 0 && f.root() != latestRoot {
+		return Checkpoint{}, fmt.Errorf("ledger: the stored tree of %d entries differs from its latest checkpoint: run ledger verify", n)
+	}
+	tb, err := newTileBuilder(n, hr)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
+	}
 	var a Append
 	ix := newIndexer(&a)
+	addTile := func(t TileData) error { a.Tiles = append(a.Tiles, t); return nil }
 	k := 0
 	for _, b := range batches {
 		id := n // a batch is named by its first entry
-		var f frontier
+		var bf frontier
 		for i, body := range b.Events {
 			c := checked[k+i]
-			f.add(c.leaf)
-			hs, err := tlog.StoredHashesForRecordHash(n, c.leaf, hr)
-			if err != nil {
-				return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
-			}
-			base := tlog.StoredHashIndex(0, n)
-			for k, h := range hs {
-				hr.pending[base+int64(k)] = h
-				a.Hashes = append(a.Hashes, Hash{Index: base + int64(k), Hash: h})
-			}
+			bf.add(c.leaf)
+			tb.add(f.add(c.leaf), addTile)
 			a.Entries = append(a.Entries, Entry{Index: n, Batch: id, Body: body})
 			ix.add(n, c.event)
 			n++
 		}
-		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: id, Count: int64(len(b.Events)), Root: f.root(), Sig: b.Sig})
+		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: id, Count: int64(len(b.Events)), Root: bf.root(), Sig: b.Sig})
 		k += len(b.Events)
 	}
-	root, err := tlog.TreeHash(n, hr)
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
-	}
+	a.Tiles = append(a.Tiles, tb.partial()...)
+	root := f.root()
 	if err := tx.Append(ctx, a); err != nil {
 		return Checkpoint{}, err
 	}
@@ -400,60 +409,17 @@ func (l *Log) ProveTree(ctx context.Context, old, size int64) (tlog.TreeProof, e
 
 // Entry returns one entry.
 func (l *Log) Entry(ctx context.Context, index int64) (Entry, error) {
-	var got *Entry
-	err := l.st.Entries(ctx, index, index+1, func(e Entry) error { got = &e; return nil })
+	es, err := l.st.ReadEntries(ctx, []int64{index})
 	if err != nil {
-		return Entry{}, err
+		return Entry{}, fmt.Errorf("ledger: %w", err)
 	}
-	if got == nil || got.Index != index {
-		return Entry{}, fmt.Errorf("ledger: entry %d: %w", index, ErrNotFound)
+	if es[0].Index != index {
+		return Entry{}, fmt.Errorf("ledger: entry %d: the store returned entry %d", index, es[0].Index)
 	}
-	return *got, nil
+	return es[0], nil
 }
 
-func (l *Log) reader(ctx context.Context) tlog.HashReader {
-	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return l.st.ReadHashes(ctx, ix) })
-}
-
-// pendingReader reads the hashes of an ingest: those it computed, then
-// the transaction's.
-type pendingReader struct {
-	tx      Tx
-	ctx     context.Context
-	pending map[int64]tlog.Hash
-}
-
-func (r *pendingReader) ReadHashes(ix []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(ix))
-	var miss []int64
-	for i, x := range ix {
-		h, ok := r.pending[x]
-		if ok {
-			out[i] = h
-		} else {
-			miss = append(miss, x)
-		}
-	}
-	if len(miss) == 0 {
-		return out, nil
-	}
-	got, err := r.tx.ReadHashes(r.ctx, miss)
-	if err != nil {
-		return nil, err
-	}
-	if len(got) != len(miss) {
-		return nil, fmt.Errorf("store returned %d hashes for %d indexes", len(got), len(miss))
-	}
-	k := 0
-	for i, x := range ix {
-		if _, ok := r.pending[x]; !ok {
-			out[i] = got[k]
-			r.pending[x] = got[k]
-			k++
-		}
-	}
-	return out, nil
-}
+func (l *Log) reader(ctx context.Context) tlog.HashReader { return Hashes(ctx, l.st) }
 
 // frontier computes a Merkle tree incrementally: the hash of the latest
 // complete subtree that is a left child, per level. Its stored hashes are
@@ -474,6 +440,31 @@ func (f *frontier) add(leaf tlog.Hash) []tlog.Hash {
 	f.nodes[level] = h
 	f.n++
 	return out
+}
+
+// loadFrontier returns the frontier of the tree of n entries whose
+// stored hashes r reads.
+func loadFrontier(n int64, r tlog.HashReader) (frontier, error) {
+	f := frontier{n: n}
+	var ix []int64
+	var levels []int
+	for level := 0; level < 63; level++ {
+		if n>>level&1 == 1 {
+			ix = append(ix, tlog.StoredHashIndex(level, n>>level-1))
+			levels = append(levels, level)
+		}
+	}
+	if len(ix) == 0 {
+		return f, nil
+	}
+	hs, err := r.ReadHashes(ix)
+	if err != nil {
+		return frontier{}, err
+	}
+	for i, h := range hs {
+		f.nodes[levels[i]] = h
+	}
+	return f, nil
 }
 
 func (f *frontier) root() tlog.Hash {
@@ -654,28 +645,38 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	}
 	var f frontier
 	var want int64
-	const chunk = 4096
-	var hashBuf []Hash
-	flushHashes := func() error {
-		if len(hashBuf) == 0 {
+	// The tiles recomputed from the entries are compared with the stored
+	// ones, 256 at a time as they complete, the right edge's at the end.
+	tb := &tileBuilder{}
+	var pending []TileData
+	flushTiles := func() error {
+		if len(pending) == 0 {
 			return nil
 		}
-		ix := make([]int64, len(hashBuf))
-		for i, h := range hashBuf {
-			ix[i] = h.Index
+		keys := make([]TileKey, len(pending))
+		for i, t := range pending {
+			keys[i] = t.Key
 		}
-		got, err := l.st.ReadHashes(ctx, ix)
+		got, err := l.st.ReadTiles(ctx, keys)
 		if err != nil {
-			rep.add(-1, "stored hashes %d..%d: %v", ix[0], ix[len(ix)-1], err)
-			hashBuf = hashBuf[:0]
-			return nil
+			return err
 		}
-		for i, h := range hashBuf {
-			if got[i] != h.Hash {
-				rep.add(h.Index, "stored hash %d differs from the one recomputed from the entries", h.Index)
+		for i, t := range pending {
+			switch {
+			case got[i] == nil:
+				rep.add(-1, "%v is missing", t.Key)
+			case !bytes.Equal(got[i], t.Data):
+				rep.add(-1, "%v differs from the one recomputed from the entries", t.Key)
 			}
 		}
-		hashBuf = hashBuf[:0]
+		pending = pending[:0]
+		return nil
+	}
+	addTile := func(t TileData) error {
+		pending = append(pending, t)
+		if len(pending) >= 256 {
+			return flushTiles()
+		}
 		return nil
 	}
 	err = l.st.Entries(ctx, 0, size+1<<20, func(e Entry) error {
@@ -687,15 +688,8 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 			rep.add(e.Index, "entry %d: %v", e.Index, err)
 		}
 		rh := tlog.RecordHash(e.Body)
-		hs := f.add(rh)
-		base := tlog.StoredHashIndex(0, f.n-1)
-		for k, h := range hs {
-			hashBuf = append(hashBuf, Hash{Index: base + int64(k), Hash: h})
-		}
-		if len(hashBuf) >= chunk {
-			if err := flushHashes(); err != nil {
-				return err
-			}
+		if err := tb.add(f.add(rh), addTile); err != nil {
+			return err
 		}
 		if b := batches[e.Batch]; b == nil {
 			rep.add(e.Index, "entry %d names batch %d, which does not exist", e.Index, e.Batch)
@@ -719,7 +713,8 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := flushHashes(); err != nil {
+	pending = append(pending, tb.partial()...)
+	if err := flushTiles(); err != nil {
 		return nil, err
 	}
 	for _, b := range batches {
@@ -730,7 +725,7 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	rep.Size = f.n
 	rep.Root = f.root()
 	// The checkpoints: signature, text and root at their size. Roots of
-	// earlier sizes are recomputed from the stored hashes once those were
+	// earlier sizes are recomputed from the stored tiles once those were
 	// checked above.
 	if err := l.verifyCheckpoints(ctx, rep, latest, err == nil); err != nil {
 		return nil, err
@@ -798,24 +793,75 @@ type Proven struct {
 	Proof tlog.RecordProof
 }
 
-// prove returns entry index proven in the tree of cp (checked).
-func (l *Log) prove(ctx context.Context, index int64, cp Checkpoint) (Proven, error) {
-	e, err := l.Entry(ctx, index)
+// proveAll returns the entries with the given indexes, each parsed and
+// proven in the tree of cp (checked), reading the entries in one store
+// call and every hash the proofs need in another.
+func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]Proven, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	for _, i := range indexes {
+		if i < 0 || i >= cp.Size {
+			return nil, fmt.Errorf("ledger: entry %d is beyond checkpoint %d", i, cp.Size)
+		}
+	}
+	es, err := l.st.ReadEntries(ctx, indexes)
 	if err != nil {
-		return Proven{}, err
+		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	ev, err := Parse(e.Body)
+	// The proofs' hash indexes, learnt by proving against a reader that
+	// records what it is asked; then all of them read at once.
+	var want []int64
+	record := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		want = append(want, ix...)
+		return make([]tlog.Hash, len(ix)), nil
+	})
+	for _, i := range indexes {
+		if _, err := tlog.ProveRecord(cp.Size, i, record); err != nil {
+			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	hs, err := l.reader(ctx).ReadHashes(want)
 	if err != nil {
-		return Proven{}, fmt.Errorf("ledger: entry %d: %w", index, err)
+		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	p, err := l.Prove(ctx, index, cp.Size)
-	if err != nil {
-		return Proven{}, err
+	have := make(map[int64]tlog.Hash, len(want))
+	for k, x := range want {
+		have[x] = hs[k]
 	}
-	if err := tlog.CheckRecord(p, cp.Size, cp.Root, index, tlog.RecordHash(e.Body)); err != nil {
-		return Proven{}, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", index, cp.Size, err)
+	known := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for k, x := range ix {
+			h, ok := have[x]
+			if !ok {
+				return nil, fmt.Errorf("hash %d was not read", x)
+			}
+			out[k] = h
+		}
+		return out, nil
+	})
+	out := make([]Proven, len(indexes))
+	for k, i := range indexes {
+		e := es[k]
+		if e.Index != i {
+			return nil, fmt.Errorf("ledger: entry %d: the store returned entry %d", i, e.Index)
+		}
+		ev, err := Parse(e.Body)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+		}
+		p, err := tlog.ProveRecord(cp.Size, i, known)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+		}
+		if err := tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
+			return nil, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
+		}
+		out[k] = Proven{Entry: e, Event: ev, Proof: p}
 	}
-	return Proven{Entry: e, Event: ev, Proof: p}, nil
+	return out, nil
 }
 
 // Answer is who had an address at a time.
@@ -851,20 +897,18 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 	}
 	lease := &ls[0]
 	ans := &Answer{IP: ip, At: at, Lease: *lease, Checkpoint: cp}
-	check := func(index int64, want func(Event) bool) error {
-		if index < 0 || index >= cp.Size {
-			return fmt.Errorf("ledger: entry %d is beyond checkpoint %d", index, cp.Size)
-		}
-		p, err := l.prove(ctx, index, cp)
-		if err != nil {
-			return err
-		}
-		if !want(p.Event) {
-			return fmt.Errorf("ledger: entry %d does not say what the index says: the index was changed; run ledger verify", index)
-		}
-		ans.Proofs = append(ans.Proofs, p)
-		return nil
+	runs, err := l.st.Runs(ctx, RunFilter{VM: lease.VM, Host: lease.Host, From: at, To: at.Add(time.Nanosecond)})
+	if err != nil {
+		return nil, err
 	}
+	for _, r := range slices.Backward(runs) {
+		if !r.From.After(at) && (r.To.IsZero() || r.To.After(at)) {
+			ans.Run = &r
+			break
+		}
+	}
+	// The events that say so, proven together, each checked to say what
+	// the index says.
 	leaseSays := func(t Type) func(Event) bool {
 		return func(e Event) bool {
 			d, err := e.LeaseData()
@@ -872,29 +916,28 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 			return err == nil && perr == nil && e.Type == t && a.Unmap() == ip && strings.EqualFold(d.MAC, lease.MAC) && e.VM == lease.VM && e.Host == lease.Host
 		}
 	}
-	if err := check(lease.Start, func(e Event) bool { return leaseSays(LeaseStart)(e) && e.Time.Equal(lease.From) }); err != nil {
-		return nil, err
-	}
+	ix := []int64{lease.Start}
+	says := []func(Event) bool{func(e Event) bool { return leaseSays(LeaseStart)(e) && e.Time.Equal(lease.From) }}
 	if lease.End >= 0 {
-		if err := check(lease.End, func(e Event) bool { return leaseSays(LeaseEndType)(e) && e.Time.Equal(lease.To) }); err != nil {
-			return nil, err
-		}
+		ix = append(ix, lease.End)
+		says = append(says, func(e Event) bool { return leaseSays(LeaseEndType)(e) && e.Time.Equal(lease.To) })
 	}
-	runs, err := l.st.Runs(ctx, RunFilter{VM: lease.VM, Host: lease.Host, From: at, To: at.Add(time.Nanosecond)})
+	if r := ans.Run; r != nil {
+		ix = append(ix, r.Start)
+		says = append(says, func(e Event) bool {
+			return (e.Type == VMStarted || e.Type == VMRestored || e.Type == VMMigrated) && e.VM == r.VM && e.Host == r.Host && e.Time.Equal(r.From)
+		})
+	}
+	proven, err := l.proveAll(ctx, ix, cp)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range slices.Backward(runs) {
-		if !r.From.After(at) && (r.To.IsZero() || r.To.After(at)) {
-			if err := check(r.Start, func(e Event) bool {
-				return (e.Type == VMStarted || e.Type == VMRestored || e.Type == VMMigrated) && e.VM == r.VM && e.Host == r.Host && e.Time.Equal(r.From)
-			}); err != nil {
-				return nil, err
-			}
-			ans.Run = &r
-			break
+	for k, p := range proven {
+		if !says[k](p.Event) {
+			return nil, fmt.Errorf("ledger: entry %d does not say what the index says: the index was changed; run ledger verify", p.Entry.Index)
 		}
 	}
+	ans.Proofs = proven
 	return ans, nil
 }
 
@@ -909,19 +952,19 @@ func (l *Log) Timeline(ctx context.Context, vm string) ([]Proven, Checkpoint, er
 	if err != nil {
 		return nil, Checkpoint{}, err
 	}
+	ix = slices.DeleteFunc(ix, func(i int64) bool { return i >= cp.Size })
 	var out []Proven
-	for _, i := range ix {
-		if i >= cp.Size {
-			continue
-		}
-		p, err := l.prove(ctx, i, cp)
+	for chunk := range slices.Chunk(ix, 1000) {
+		ps, err := l.proveAll(ctx, chunk, cp)
 		if err != nil {
 			return nil, Checkpoint{}, err
 		}
-		if p.Event.VM != vm {
-			return nil, Checkpoint{}, fmt.Errorf("ledger: entry %d is not about %s: the index was changed; run ledger verify", i, vm)
+		for _, p := range ps {
+			if p.Event.VM != vm {
+				return nil, Checkpoint{}, fmt.Errorf("ledger: entry %d is not about %s: the index was changed; run ledger verify", p.Entry.Index, vm)
+			}
 		}
-		out = append(out, p)
+		out = append(out, ps...)
 	}
 	return out, cp, nil
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 // ErrNotFound is returned by a Store for a row that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Store keeps a ledger's rows: the entries (event bodies), the stored
-// hashes of their Merkle tree, the host-signed batches, the signed
+// Store keeps a ledger's rows: the entries (event bodies), the tiles of
+// their Merkle tree, the host-signed batches, the signed
 // checkpoints, the enrolled host keys, and the query indexes (leases,
 // runs, timeline) derived from the entries. One implementation per
 // database (package sqlite, package postgres); ledgertest.TestStore is the
@@ -21,7 +22,7 @@ var ErrNotFound = errors.New("not found")
 //
 // A Store checks no signature and computes no hash: the Log does, and
 // writes everything one ingest produces through one Update, so that the
-// entries, their tree hashes, the batch and the checkpoint are committed
+// entries, their tree's tiles, the batch and the checkpoint are committed
 // together or not at all.
 type Store interface {
 	// Update runs fn in one transaction and commits it when fn returns
@@ -37,12 +38,16 @@ type Store interface {
 type Reader interface {
 	// Size is the number of entries.
 	Size(ctx context.Context) (int64, error)
-	// ReadHashes returns the stored hashes with the given tlog storage
-	// indexes (tlog.StoredHashIndex), in order; a missing one is an error.
-	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	// ReadTiles returns the stored tiles of the tree (see TileHeight) with
+	// the given keys, in order; nil for one not stored.
+	ReadTiles(ctx context.Context, keys []TileKey) ([][]byte, error)
 	// Entries calls fn for the entries with index in [from, to), in index
 	// order, stopping at fn's first error.
 	Entries(ctx context.Context, from, to int64, fn func(Entry) error) error
+	// ReadEntries returns the entries with the given indexes, in the
+	// order asked (an index asked twice, twice); a missing one is an
+	// error wrapping ErrNotFound.
+	ReadEntries(ctx context.Context, indexes []int64) ([]Entry, error)
 	// Batches calls fn for every batch in id order.
 	Batches(ctx context.Context, fn func(Batch) error) error
 	// Checkpoint returns the checkpoint of the given size; Latest the
@@ -64,14 +69,15 @@ type Reader interface {
 // Tx is an Update's transaction.
 type Tx interface {
 	Size(ctx context.Context) (int64, error)
-	ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error)
+	ReadTiles(ctx context.Context, keys []TileKey) ([][]byte, error)
 	Host(ctx context.Context, name string) (Host, error)
 	Latest(ctx context.Context) (Checkpoint, error)
 	// PutHost enrolls a host; an existing name with another key is an
 	// error (a host's key is never replaced silently).
 	PutHost(ctx context.Context, h Host) error
 	// Append adds a's rows, in field order. a.Entries must continue the
-	// log (the first index equals Size) and a.Hashes the stored hashes.
+	// log (the first index equals Size); a.Tiles replace the stored tiles
+	// with the same keys (a partial tile grows) or add them.
 	// Leases and Runs may arrive closed (To, End set); LeaseEnds and
 	// RunEnds close rows of earlier Appends still open (none: no change),
 	// at most one per lease or run.
@@ -87,12 +93,6 @@ type Entry struct {
 	Index int64
 	Batch int64
 	Body  []byte
-}
-
-// Hash is one stored hash of the tree, at its tlog storage index.
-type Hash struct {
-	Index int64
-	Hash  tlog.Hash
 }
 
 // Batch is a host's signed submission: entries [First, First+Count) (its
@@ -186,11 +186,25 @@ type VMEvent struct {
 // Append is what one ingest adds.
 type Append struct {
 	Entries   []Entry
-	Hashes    []Hash
+	Tiles     []TileData
 	Batches   []Batch
 	Leases    []Lease
 	LeaseEnds []LeaseEnd
 	Runs      []Run
 	RunEnds   []RunEnd
 	VMEvents  []VMEvent
+}
+
+// EntriesInOrder returns got's entries in the order of indexes, for a
+// Store's ReadEntries; a missing one is an error wrapping ErrNotFound.
+func EntriesInOrder(indexes []int64, got map[int64]Entry) ([]Entry, error) {
+	out := make([]Entry, len(indexes))
+	for i, x := range indexes {
+		e, ok := got[x]
+		if !ok {
+			return nil, fmt.Errorf("entry %d: %w", x, ErrNotFound)
+		}
+		out[i] = e
+	}
+	return out, nil
 }

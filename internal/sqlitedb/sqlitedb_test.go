@@ -64,7 +64,7 @@ type dbState struct {
 
 func readState(t *testing.T, path string) dbState {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(path, true))
+	db, err := sql.Open("sqlite", dsn(path, true, 0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestMigrate(t *testing.T) {
 		})
 	}
 
-	db, err := sql.Open("sqlite", dsn(path, true))
+	db, err := sql.Open("sqlite", dsn(path, true, 0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -302,7 +302,7 @@ func checkConsistent(t *testing.T, ctx context.Context, l *ledger.Log, size int6
 	if err != nil {
 		t.Fatalf("Latest: %v", err)
 	}
-	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, ix) })
+	r := ledger.Hashes(ctx, st)
 	th, err := tlog.TreeHash(size, r)
 	if err != nil {
 		t.Fatalf("TreeHash(%d): %v", size, err)

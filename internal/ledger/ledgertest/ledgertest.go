@@ -32,7 +32,7 @@ type Tamperer interface {
 	TamperDelete(ctx context.Context, idx int64) error
 	TamperInsert(ctx context.Context, idx int64, body []byte) error
 	TamperSwap(ctx context.Context, i, j int64) error
-	TamperSetHash(ctx context.Context, id int64, h tlog.Hash) error
+	TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error
 }
 
 // Opener returns a new, empty store and its tamperer; the test closes it.
@@ -48,6 +48,7 @@ type World struct {
 	Tamper Tamperer
 	Hosts  map[string]note.Signer
 	Bodies [][]byte // every entry ingested, in order
+	LogKey string   // the log's note signer key
 }
 
 // NewWorld opens a store and a log with hosts h1 and h2 enrolled.
@@ -61,7 +62,7 @@ func NewWorld(t testing.TB, st ledger.Store, tam Tamperer) *World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &World{Log: l, Store: st, Tamper: tam, Hosts: map[string]note.Signer{}}
+	w := &World{Log: l, Store: st, Tamper: tam, Hosts: map[string]note.Signer{}, LogKey: skey}
 	for _, h := range []string{"h1", "h2"} {
 		s, v, err := note.GenerateKey(rand.Reader, h)
 		if err != nil {
@@ -210,6 +211,22 @@ func testIngestAndProofs(t *testing.T, w *World) {
 	if err != nil || string(e.Body) != string(w.Bodies[42]) {
 		t.Fatalf("Entry(42) = %q, %v", e.Body, err)
 	}
+	ask := []int64{170, 0, 42, 170, 174}
+	es, err := w.Store.ReadEntries(ctx, ask)
+	if err != nil || len(es) != len(ask) {
+		t.Fatalf("ReadEntries(%v) = %d entries, %v", ask, len(es), err)
+	}
+	for k, i := range ask {
+		if es[k].Index != i || string(es[k].Body) != string(w.Bodies[i]) {
+			t.Errorf("ReadEntries(%v)[%d] = entry %d, want %d", ask, k, es[k].Index, i)
+		}
+	}
+	if _, err := w.Store.ReadEntries(ctx, []int64{3, int64(from)}); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("ReadEntries of an index beyond the log: %v, want ErrNotFound", err)
+	}
+	if _, err := w.Log.Entry(ctx, -1); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("Entry(-1): %v, want ErrNotFound", err)
+	}
 }
 
 func mustVerifier(t testing.TB, vkey string) note.Verifier {
@@ -303,8 +320,8 @@ func testTamper(t *testing.T, newWorld func(*testing.T) *World) {
 		do   func(w *World) error
 	}{
 		{"edit", func(w *World) error { return w.Tamper.TamperSetBody(ctx, 5, otherBody) }},
-		{"edit, hashes rewritten to match", func(w *World) error {
-			// The intruder also recomputes every stored hash for the new
+		{"edit, tiles rewritten to match", func(w *World) error {
+			// The intruder also recomputes every tile for the new
 			// body: Verify sees the old checkpoints' roots (signed) differ.
 			bodies := append([][]byte(nil), w.Bodies...)
 			bodies[5] = otherBody
@@ -312,21 +329,40 @@ func testTamper(t *testing.T, newWorld func(*testing.T) *World) {
 			if err := w.Tamper.TamperSetBody(ctx, 5, otherBody); err != nil {
 				return err
 			}
-			for id := int64(0); ; id++ {
-				h, err := r.ReadHashes([]int64{id})
-				if err != nil {
-					return nil
-				}
-				if err := w.Tamper.TamperSetHash(ctx, id, h[0]); err != nil {
+			tiles, err := ledger.TilesFromHashes(int64(len(bodies)), r)
+			if err != nil {
+				return err
+			}
+			for _, tl := range tiles {
+				if err := w.Tamper.TamperSetTile(ctx, tl.Key, tl.Data); err != nil {
 					return err
 				}
 			}
+			return nil
 		}},
 		{"delete", func(w *World) error { return w.Tamper.TamperDelete(ctx, 5) }},
 		{"delete the last", func(w *World) error { return w.Tamper.TamperDelete(ctx, int64(len(w.Bodies)-1)) }},
 		{"insert", func(w *World) error { return w.Tamper.TamperInsert(ctx, 5, otherBody) }},
 		{"reorder", func(w *World) error { return w.Tamper.TamperSwap(ctx, 5, 6) }},
-		{"hash row", func(w *World) error { return w.Tamper.TamperSetHash(ctx, tlog.StoredHashIndex(1, 2), tlog.Hash{1}) }},
+		{"tile row", func(w *World) error {
+			// One hash of the first level-1 tile (tree level 4) changed.
+			k := ledger.TileKey{L: 1, N: 0}
+			d, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
+			if err != nil || d[0] == nil {
+				return fmt.Errorf("tile %v: %v", k, err)
+			}
+			d[0][0] ^= 1
+			return w.Tamper.TamperSetTile(ctx, k, d[0])
+		}},
+		{"tile row, level 0", func(w *World) error {
+			k := ledger.TileKey{L: 0, N: 1}
+			d, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
+			if err != nil || d[0] == nil {
+				return fmt.Errorf("tile %v: %v", k, err)
+			}
+			d[0][len(d[0])-1] ^= 1
+			return w.Tamper.TamperSetTile(ctx, k, d[0])
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -383,7 +419,7 @@ func proofsHold(ctx context.Context, w *World, cp ledger.Checkpoint) bool {
 	if err != nil || size != latest.Size {
 		return false
 	}
-	th, err := tlog.TreeHash(latest.Size, tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) { return w.Store.ReadHashes(ctx, ix) }))
+	th, err := tlog.TreeHash(latest.Size, ledger.Hashes(ctx, w.Store))
 	if err != nil || th != latest.Root {
 		return false
 	}

@@ -6,12 +6,18 @@
 // across connections and processes sharing a database; nothing an Update
 // wrote remains when its function fails or its context ends. Append checks
 // inside the transaction that the entries continue the log, and writes
-// entries and hashes with COPY. Each Reader call is one statement and so
+// entries and tiles with COPY (a tile with the key of a stored one replaces
+// it). A lease end closes only leases of its (ip, mac, vm, host) that
+// began before it; a timeline row that is empty, not strictly ascending,
+// not starting at its first_idx or overlapping the row before is an error
+// of Timeline, not skipped. Each Reader call is one statement and so
 // sees one committed state. The schema is versioned by embedded migrations
 // (migrations/NNNN_name.sql, recorded in schema_migrations) and Open refuses
 // a database whose schema is newer than, or different from, this binary's
-// with a *SchemaVersionError. Times are stored as TIMESTAMPTZ (microsecond
-// precision) and returned in UTC. Missing rows are errors wrapping
+// with a *SchemaVersionError. Open converts a schema-1 database's stored
+// hashes into tiles in the transaction that migrates it, so a database is
+// either upgraded entirely or not at all. Times are stored as TIMESTAMPTZ
+// (microsecond precision) and returned in UTC. Missing rows are errors wrapping
 // ledger.ErrNotFound. The Tamper methods exist only for the tampering
 // tests: they change rows directly, bypassing every check.
 package postgres
@@ -70,6 +76,12 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openWith(ctx, cfg, log, ms)
+}
+
+// openWith is Open with the migrations ms (the tests' hook to build an older
+// schema).
+func openWith(ctx context.Context, cfg *pgx.ConnConfig, log *slog.Logger, ms []migration) (*Store, error) {
 	s := &Store{pool: newPool(cfg, MaxConns), log: log}
 	if err := s.migrate(ctx, ms); err != nil {
 		s.pool.close()
@@ -134,10 +146,11 @@ func (s *Store) Size(ctx context.Context) (n int64, err error) {
 	return n, err
 }
 
-// ReadHashes returns the stored hashes at indexes, in order.
-func (s *Store) ReadHashes(ctx context.Context, indexes []int64) (hs []tlog.Hash, err error) {
-	err = s.with(ctx, func(c *pgx.Conn) error { hs, err = readHashes(ctx, c, indexes); return err })
-	return hs, err
+// ReadTiles returns the stored tiles with keys, in order (nil for one not
+// stored), in one statement.
+func (s *Store) ReadTiles(ctx context.Context, keys []ledger.TileKey) (ts [][]byte, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error { ts, err = readTiles(ctx, c, keys); return err })
+	return ts, err
 }
 
 // Entries calls fn for the entries in [from, to), in index order.
@@ -162,6 +175,32 @@ func (s *Store) Entries(ctx context.Context, from, to int64, fn func(ledger.Entr
 		}
 		return nil
 	})
+}
+
+// ReadEntries returns the entries at indexes, in that order, in one
+// statement.
+func (s *Store) ReadEntries(ctx context.Context, indexes []int64) (out []ledger.Entry, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, "SELECT idx, batch, body FROM entries WHERE idx = ANY($1)", indexes)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: entries: %w", err)
+		}
+		defer rows.Close()
+		got := make(map[int64]ledger.Entry, len(indexes))
+		for rows.Next() {
+			var e ledger.Entry
+			if err := rows.Scan(&e.Index, &e.Batch, &e.Body); err != nil {
+				return fmt.Errorf("ledger postgres: entries: %w", err)
+			}
+			got[e.Index] = e
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger postgres: entries: %w", err)
+		}
+		out, err = ledger.EntriesInOrder(indexes, got)
+		return err
+	})
+	return out, err
 }
 
 // Batches calls fn for every batch in id order.
@@ -437,7 +476,82 @@ func (s *Store) migrate(ctx context.Context, ms []migration) error {
 				}
 				s.log.Info("ledger schema migrated", "schema.version", m.version, "schema.name", m.name)
 			}
-			return nil
+			return s.hashesToTiles(ctx, tx)
 		})
 	})
+}
+
+// hashWindow is how many stored hashes hashesToTiles reads per query.
+const hashWindow = 1 << 16
+
+// hashesToTiles converts the stored hashes of a schema-1 ledger into tiles
+// and drops the hashes table, in tx (the migration's). Nothing happens
+// when there is no hashes table or no tiles table yet.
+func (s *Store) hashesToTiles(ctx context.Context, tx pgx.Tx) error {
+	var hashes, tiles bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('hashes') IS NOT NULL, to_regclass('tiles') IS NOT NULL").Scan(&hashes, &tiles); err != nil {
+		return fmt.Errorf("ledger postgres: upgrade to tiles: %w", err)
+	}
+	if !hashes || !tiles {
+		return nil
+	}
+	n, err := size(ctx, tx)
+	if err != nil {
+		return err
+	}
+	// TilesFromHashes reads each level's hashes in ascending storage
+	// index: one range query per window, not one query per tile.
+	var lo, hi int64 = 0, 0
+	var window []tlog.Hash
+	var have []bool
+	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			if x < lo || x >= hi {
+				lo, hi = x, x+hashWindow
+				window, have = make([]tlog.Hash, hashWindow), make([]bool, hashWindow)
+				rows, err := tx.Query(ctx, "SELECT id, hash FROM hashes WHERE id >= $1 AND id < $2", lo, hi)
+				if err != nil {
+					return nil, err
+				}
+				for rows.Next() {
+					var id int64
+					var b []byte
+					if err := rows.Scan(&id, &b); err != nil {
+						rows.Close()
+						return nil, err
+					}
+					if window[id-lo], err = toHash(b); err != nil {
+						rows.Close()
+						return nil, fmt.Errorf("hash %d: %w", id, err)
+					}
+					have[id-lo] = true
+				}
+				if err := rows.Err(); err != nil {
+					return nil, err
+				}
+			}
+			if !have[x-lo] {
+				return nil, fmt.Errorf("hash %d: %w", x, ledger.ErrNotFound)
+			}
+			out[i] = window[x-lo]
+		}
+		return out, nil
+	})
+	ts, err := ledger.TilesFromHashes(n, r)
+	if err != nil {
+		return fmt.Errorf("ledger postgres: upgrade to tiles: %w", err)
+	}
+	if len(ts) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tiles"}, []string{"level", "n", "data"}, pgx.CopyFromSlice(len(ts), func(i int) ([]any, error) {
+			return []any{int32(ts[i].Key.L), ts[i].Key.N, ts[i].Data}, nil
+		})); err != nil {
+			return fmt.Errorf("ledger postgres: upgrade to tiles: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "DROP TABLE hashes"); err != nil {
+		return fmt.Errorf("ledger postgres: upgrade to tiles: %w", err)
+	}
+	s.log.Info("ledger tree converted to tiles", "ledger.size", n, "ledger.tiles", len(ts))
+	return nil
 }

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
@@ -34,18 +36,30 @@ func open(t testing.TB) (*Store, string) {
 	return s, dsn
 }
 
-// entries returns n entries from index first, in batch, with the stored
-// hashes they add (random-looking, at their real storage indexes).
-func entries(first, n, batch int64) ([]ledger.Entry, []ledger.Hash) {
+// entries returns n entries from index first, in batch, with the tiles
+// an ingest of them writes (tlog.NewTiles: the new full tiles and the
+// partial ones on the new right edge), of random-looking hashes.
+func entries(first, n, batch int64) ([]ledger.Entry, []ledger.TileData) {
 	var es []ledger.Entry
-	var hs []ledger.Hash
 	for i := first; i < first+n; i++ {
 		es = append(es, ledger.Entry{Index: i, Batch: batch, Body: fmt.Appendf(nil, "event %d", i)})
 	}
-	for id := tlog.StoredHashCount(first); id < tlog.StoredHashCount(first+n); id++ {
-		hs = append(hs, ledger.Hash{Index: id, Hash: sha256.Sum256(fmt.Appendf(nil, "%d", id))})
+	return es, tiles(first, first+n)
+}
+
+// tiles returns the tiles tlog.NewTiles names for growing a tree from old
+// to n entries, each hash of a tile sha256 of its tile and position.
+func tiles(old, n int64) []ledger.TileData {
+	var ts []ledger.TileData
+	for _, t := range tlog.NewTiles(ledger.TileHeight, old, n) {
+		var d []byte
+		for i := range t.W {
+			h := sha256.Sum256(fmt.Appendf(nil, "%d/%d/%d", t.L, t.N, i))
+			d = append(d, h[:]...)
+		}
+		ts = append(ts, ledger.TileData{Key: ledger.TileKey{L: t.L, N: t.N}, Data: d})
 	}
-	return es, hs
+	return ts
 }
 
 func appendRows(t *testing.T, s *Store, a ledger.Append) {
@@ -93,8 +107,8 @@ func TestAppendContinuity(t *testing.T) {
 	if n := storeSize(t, s); n != 0 {
 		t.Fatalf("Size() of a new store = %d, want 0", n)
 	}
-	es, hs := entries(0, 3, 1)
-	appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
+	es, ts := entries(0, 3, 1)
+	appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
 	for _, tc := range []struct {
 		name    string
 		entries []ledger.Entry
@@ -118,23 +132,16 @@ func TestAppendContinuity(t *testing.T) {
 			}
 		})
 	}
-	es, hs = entries(3, 2, 2)
-	appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
+	es, ts = entries(3, 2, 2)
+	appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
 	want := []string{"0:1:event 0", "1:1:event 1", "2:1:event 2", "3:2:event 3", "4:2:event 4"}
 	if diff := cmp.Diff(want, bodies(t, s)); diff != "" {
 		t.Errorf("Entries (-want +got):\n%s", diff)
 	}
-	// A stored hash is never overwritten by Append.
-	err := s.Update(t.Context(), func(tx ledger.Tx) error {
-		return tx.Append(t.Context(), ledger.Append{Hashes: hs[:1]})
-	})
-	if err == nil {
-		t.Error("Append of an existing stored hash = nil, want error")
-	}
 	// Entries' range and early stop.
 	var got []int64
 	stop := errors.New("stop")
-	err = s.Entries(t.Context(), 1, 4, func(e ledger.Entry) error {
+	err := s.Entries(t.Context(), 1, 4, func(e ledger.Entry) error {
 		got = append(got, e.Index)
 		if e.Index == 2 {
 			return stop
@@ -146,40 +153,105 @@ func TestAppendContinuity(t *testing.T) {
 	}
 }
 
-func TestReadHashes(t *testing.T) {
+func mustReadTiles(t *testing.T, r ledger.TileReader, keys ...ledger.TileKey) [][]byte {
+	t.Helper()
+	got, err := r.ReadTiles(t.Context(), keys)
+	if err != nil {
+		t.Fatalf("ReadTiles(%v): %v", keys, err)
+	}
+	if len(got) != len(keys) {
+		t.Fatalf("ReadTiles(%v) returned %d tiles", keys, len(got))
+	}
+	return got
+}
+
+func TestReadTiles(t *testing.T) {
 	s, _ := open(t)
-	es, hs := entries(0, 8, 1)
-	appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
-	ids := []int64{hs[5].Index, hs[0].Index, hs[5].Index, hs[2].Index}
-	got, err := s.ReadHashes(t.Context(), ids)
-	want := []tlog.Hash{hs[5].Hash, hs[0].Hash, hs[5].Hash, hs[2].Hash}
-	if err != nil || !cmp.Equal(got, want) {
-		t.Errorf("ReadHashes(%v) = %v, %v; want %v", ids, got, err, want)
+	k00, k01, k10 := ledger.TileKey{L: 0, N: 0}, ledger.TileKey{L: 0, N: 1}, ledger.TileKey{L: 1, N: 0}
+	// 20 entries: tile 0/0 full, 0/1 partial (4 hashes), 1/0 partial (1).
+	es, ts := entries(0, 20, 1)
+	byKey := map[ledger.TileKey][]byte{}
+	for _, tl := range ts {
+		byKey[tl.Key] = tl.Data
 	}
-	for _, ids := range [][]int64{{int64(len(hs))}, {0, 1 << 40}, {-1}} {
-		if got, err := s.ReadHashes(t.Context(), ids); !errors.Is(err, ledger.ErrNotFound) || got != nil {
-			t.Errorf("ReadHashes(%v) = %v, %v; want nil, ErrNotFound", ids, got, err)
-		}
+	if len(ts) != 3 || len(byKey[k00]) != 16*32 || len(byKey[k01]) != 4*32 || len(byKey[k10]) != 32 {
+		t.Fatalf("test setup: tiles %v", ts)
 	}
-	// Inside a transaction too, including rows written by it.
-	es, more := entries(8, 1, 2)
-	err = s.Update(t.Context(), func(tx ledger.Tx) error {
-		if err := tx.Append(t.Context(), ledger.Append{Entries: es, Hashes: more}); err != nil {
+	appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
+	missing := []ledger.TileKey{{L: 0, N: 2}, {L: 2, N: 0}, {L: -1, N: 0}, {L: 0, N: -1}, {L: 1 << 40, N: 0}}
+	for _, tc := range []struct {
+		name string
+		keys []ledger.TileKey
+		want [][]byte
+	}{
+		{"in order, repeated", []ledger.TileKey{k10, k00, k10, k01}, [][]byte{byKey[k10], byKey[k00], byKey[k10], byKey[k01]}},
+		{"missing are nil", append([]ledger.TileKey{k01}, missing...), [][]byte{byKey[k01], nil, nil, nil, nil, nil}},
+		{"only missing", missing[:1], [][]byte{nil}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, mustReadTiles(t, s, tc.keys...)); diff != "" {
+				t.Errorf("ReadTiles(%v) (-want +got):\n%s", tc.keys, diff)
+			}
+		})
+	}
+	if got, err := s.ReadTiles(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("ReadTiles(nil) = %v, %v; want empty", got, err)
+	}
+	// Growing to 40 entries replaces the partial tiles by wider ones (0/1
+	// full, 1/0 with 2 hashes) and adds 0/2; 0/0 stays as it was.
+	es, more := entries(20, 20, 2)
+	err := s.Update(t.Context(), func(tx ledger.Tx) error {
+		if err := tx.Append(t.Context(), ledger.Append{Entries: es, Tiles: more}); err != nil {
 			return err
 		}
-		got, err := tx.ReadHashes(t.Context(), []int64{more[0].Index})
-		if err != nil || got[0] != more[0].Hash {
-			t.Errorf("tx.ReadHashes of its own row = %v, %v", got, err)
-		}
-		_, err = tx.ReadHashes(t.Context(), []int64{1 << 40})
-		if !errors.Is(err, ledger.ErrNotFound) {
-			t.Errorf("tx.ReadHashes(missing) = %v, want ErrNotFound", err)
+		// Inside the transaction, its own writes are seen.
+		if got := mustReadTiles(t, tx, k01); len(got[0]) != 16*32 {
+			t.Errorf("tx.ReadTiles(%v) holds %d bytes, want the replaced tile's %d", k01, len(got[0]), 16*32)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, tl := range more {
+		byKey[tl.Key] = tl.Data
+	}
+	k02 := ledger.TileKey{L: 0, N: 2}
+	got := mustReadTiles(t, s, k00, k01, k10, k02)
+	for i, want := range []struct {
+		k     ledger.TileKey
+		width int
+	}{{k00, 16}, {k01, 16}, {k10, 2}, {k02, 8}} {
+		if !bytes.Equal(got[i], byKey[want.k]) || len(got[i]) != want.width*32 {
+			t.Errorf("ReadTiles(%v) after growing = %d bytes, want %d hashes, the latest written", want.k, len(got[i]), want.width)
+		}
+	}
+	if tx := countRows(t, s, "tiles"); tx != 4 {
+		t.Errorf("%d tile rows, want 4 (replaced, not added)", tx)
+	}
+	// Two tiles of one key in one Append are an error, and leave nothing.
+	err = s.Update(t.Context(), func(tx ledger.Tx) error {
+		return tx.Append(t.Context(), ledger.Append{Tiles: []ledger.TileData{{Key: k02, Data: make([]byte, 32)}, {Key: k02, Data: make([]byte, 64)}}})
+	})
+	if err == nil {
+		t.Error("Append of two tiles with one key = nil, want error")
+	}
+	if got := mustReadTiles(t, s, k02); !bytes.Equal(got[0], byKey[k02]) {
+		t.Errorf("tile %v changed by a failed Append", k02)
+	}
+}
+
+// countRows returns the rows of table.
+func countRows(t *testing.T, s *Store, table string) int64 {
+	t.Helper()
+	var n int64
+	err := s.with(t.Context(), func(c *pgx.Conn) error {
+		return c.QueryRow(t.Context(), "SELECT COUNT(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n)
+	})
+	if err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
 }
 
 func TestCheckpoints(t *testing.T) {
@@ -278,7 +350,7 @@ func TestLeases(t *testing.T) {
 		return ledger.LeaseEnd{IP: ip, MAC: "52:54:00:00:00:" + vm, VM: vm, Host: "h1", To: at(int(to)), Index: idx}
 	}
 	// vm a holds ip 0–10, b 20–30 (started and ended in one Append), c from 40.
-	appendRows(t, s, ledger.Append{Leases: []ledger.Lease{lease("a", 0, 1), {IP: ip6, MAC: "m6", VM: "a", Host: "h1", From: at(0), Start: 1, End: -1}}})
+	appendRows(t, s, ledger.Append{Leases: []ledger.Lease{lease("a", 0, 1), {IP: ip6, MAC: "m6", VM: "a", Host: "h1", From: at(0), Start: 0, End: -1}}})
 	appendRows(t, s, ledger.Append{
 		LeaseEnds: []ledger.LeaseEnd{end("a", 10, 2)},
 		Leases:    []ledger.Lease{lease("b", 20, 3)},
@@ -374,9 +446,57 @@ func TestRuns(t *testing.T) {
 	}
 }
 
+// TestLeaseEndBeforeNewLease: an Append that begins a new lease of X at
+// index 12 and ends X's older lease at index 11 closes only the older one.
+func TestLeaseEndBeforeNewLease(t *testing.T) {
+	s, _ := open(t)
+	ip := netip.MustParseAddr("192.0.2.20")
+	x := func(from int, start int64) ledger.Lease {
+		return ledger.Lease{IP: ip, MAC: "52:54:00:00:00:01", VM: "x", Host: "h1", From: at(from), Start: start, End: -1}
+	}
+	old, renewed := x(0, 3), x(12, 12)
+	appendRows(t, s, ledger.Append{Leases: []ledger.Lease{old}})
+	appendRows(t, s, ledger.Append{
+		Leases:    []ledger.Lease{renewed},
+		LeaseEnds: []ledger.LeaseEnd{{IP: ip, MAC: old.MAC, VM: "x", Host: "h1", To: at(11), Index: 11}},
+	})
+	old.To, old.End = at(11), 11
+	got, err := s.LeasesAt(t.Context(), ip, at(60), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ledger.Lease{renewed, old}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("LeasesAt after renewal (-want +got):\n%s", diff)
+	}
+	// A later end closes the renewed lease; the old one keeps its end.
+	appendRows(t, s, ledger.Append{LeaseEnds: []ledger.LeaseEnd{{IP: ip, MAC: old.MAC, VM: "x", Host: "h1", To: at(20), Index: 20}}})
+	renewed.To, renewed.End = at(20), 20
+	got, err = s.LeasesAt(t.Context(), ip, at(60), 10)
+	if err != nil || !cmp.Equal([]ledger.Lease{renewed, old}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })) {
+		t.Errorf("LeasesAt after the second end = %+v, %v; want %+v", got, err, []ledger.Lease{renewed, old})
+	}
+}
+
+// TestLeaseClosedInAppend: a lease that arrives closed gets its end row;
+// same start time: the later start index first.
+func TestLeaseClosedInAppend(t *testing.T) {
+	s, _ := open(t)
+	ip := netip.MustParseAddr("192.0.2.30")
+	a := ledger.Lease{IP: ip, MAC: "m", VM: "a", Host: "h1", From: at(5), To: at(6), Start: 1, End: 2}
+	b := ledger.Lease{IP: ip, MAC: "m", VM: "b", Host: "h1", From: at(5), Start: 3, End: -1}
+	appendRows(t, s, ledger.Append{Leases: []ledger.Lease{a, b}})
+	got, err := s.LeasesAt(t.Context(), ip, at(5), 10)
+	if err != nil || !cmp.Equal([]ledger.Lease{b, a}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })) {
+		t.Errorf("LeasesAt = %+v, %v; want %+v", got, err, []ledger.Lease{b, a})
+	}
+	if n := countRows(t, s, "lease_ends"); n != 1 {
+		t.Errorf("%d lease_ends rows, want 1", n)
+	}
+}
+
 func TestTimeline(t *testing.T) {
 	s, _ := open(t)
-	appendRows(t, s, ledger.Append{VMEvents: []ledger.VMEvent{{VM: "a", Index: 7}, {VM: "b", Index: 3}, {VM: "a", Index: 2}}})
+	appendRows(t, s, ledger.Append{VMEvents: []ledger.VMEvent{{VM: "a", Index: 7}, {VM: "b", Index: 3}, {VM: "a", Index: 2}, {VM: "a", Index: 7}}})
 	appendRows(t, s, ledger.Append{VMEvents: []ledger.VMEvent{{VM: "a", Index: 9}}})
 	if got, err := s.Timeline(t.Context(), "a"); err != nil || !cmp.Equal(got, []int64{2, 7, 9}) {
 		t.Errorf("Timeline(a) = %v, %v; want [2 7 9]", got, err)
@@ -384,11 +504,102 @@ func TestTimeline(t *testing.T) {
 	if got, err := s.Timeline(t.Context(), "none"); err != nil || len(got) != 0 {
 		t.Errorf("Timeline(none) = %v, %v; want empty", got, err)
 	}
+	if n := countRows(t, s, "vm_timeline"); n != 3 {
+		t.Errorf("%d vm_timeline rows, want 3 (one per VM and Append)", n)
+	}
+}
+
+// TestTimelineHostile: rows written directly that break the invariants
+// are errors of Timeline, not skipped or merged.
+func TestTimelineHostile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rows string // VALUES of (vm, first_idx, idxs)
+		ok   bool
+	}{
+		{"good", `('v', 1, '{1,4}'), ('v', 5, '{5}')`, true},
+		{"empty", `('v', 1, '{}')`, false},
+		{"descending", `('v', 1, '{1,4,3}')`, false},
+		{"repeat", `('v', 1, '{1,1}')`, false},
+		{"not at first_idx", `('v', 1, '{2,3}')`, false},
+		{"overlap", `('v', 1, '{1,6}'), ('v', 5, '{5}')`, false},
+		{"same as previous end", `('v', 1, '{1,5}'), ('v', 5, '{5}')`, false},
+		{"null element", `('v', 1, '{1,NULL}')`, false},
+		{"two dimensions", `('v', 1, '{{1,2},{3,4}}')`, false},
+		{"negative", `('v', -2, '{-2,-1}')`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dsn := open(t)
+			if err := exec(t, dsn, "INSERT INTO vm_timeline (vm, first_idx, idxs) VALUES "+tc.rows); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Timeline(t.Context(), "v")
+			if (err == nil) != tc.ok {
+				t.Errorf("Timeline over %s = %v, %v; want ok %v", tc.rows, got, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestCheckTimelineRow(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		first      int64
+		ix, before []int64
+		ok         bool
+	}{
+		{"first row", 3, []int64{3, 5}, nil, true},
+		{"after", 6, []int64{6}, []int64{3, 5}, true},
+		{"empty", 3, nil, nil, false},
+		{"wrong first", 3, []int64{4}, nil, false},
+		{"repeat", 3, []int64{3, 3}, nil, false},
+		{"descending", 3, []int64{3, 9, 4}, nil, false},
+		{"overlap", 5, []int64{5}, []int64{3, 5}, false},
+		{"before previous", 1, []int64{1}, []int64{3}, false},
+		{"negative", -1, []int64{-1, 0}, nil, false},
+		{"too long", 0, make([]int64, maxTimelineRow+1), nil, false},
+	} {
+		if err := checkTimelineRow(tc.first, tc.ix, tc.before); (err == nil) != tc.ok {
+			t.Errorf("%s: checkTimelineRow(%d, %v…, %v) = %v, want ok %v", tc.name, tc.first, tc.ix[:min(len(tc.ix), 4)], tc.before, err, tc.ok)
+		}
+	}
+}
+
+func FuzzCheckTimelineRow(f *testing.F) {
+	f.Add(int64(3), []byte{3, 5}, int64(-1))
+	f.Add(int64(3), []byte{3, 3}, int64(-1))
+	f.Add(int64(3), []byte{}, int64(-1))
+	f.Add(int64(6), []byte{6}, int64(5))
+	f.Add(int64(5), []byte{5}, int64(5))
+	f.Fuzz(func(t *testing.T, first int64, raw []byte, last int64) {
+		ix := make([]int64, len(raw))
+		for i, b := range raw {
+			ix[i] = int64(b)
+		}
+		var before []int64
+		if last >= 0 {
+			before = []int64{last}
+		}
+		err := checkTimelineRow(first, ix, before)
+		if err != nil {
+			return
+		}
+		// Accepted: the concatenation is strictly ascending from first.
+		all := append(append([]int64(nil), before...), ix...)
+		if len(ix) == 0 || ix[0] != first || first < 0 {
+			t.Fatalf("accepted row %v at %d", ix, first)
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i] <= all[i-1] {
+				t.Fatalf("accepted row %v after %v: not ascending", ix, before)
+			}
+		}
+	})
 }
 
 func TestUpdateRollback(t *testing.T) {
 	s, _ := open(t)
-	es, hs := entries(0, 2, 1)
+	es, ts := entries(0, 2, 1)
 	fail := errors.New("fn failed")
 	for _, tc := range []struct {
 		name string
@@ -397,7 +608,7 @@ func TestUpdateRollback(t *testing.T) {
 	}{
 		{"fn error", func() error {
 			return s.Update(t.Context(), func(tx ledger.Tx) error {
-				if err := tx.Append(t.Context(), ledger.Append{Entries: es, Hashes: hs}); err != nil {
+				if err := tx.Append(t.Context(), ledger.Append{Entries: es, Tiles: ts}); err != nil {
 					return err
 				}
 				return fail
@@ -407,7 +618,7 @@ func TestUpdateRollback(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			return s.Update(ctx, func(tx ledger.Tx) error {
-				if err := tx.Append(ctx, ledger.Append{Entries: es, Hashes: hs}); err != nil {
+				if err := tx.Append(ctx, ledger.Append{Entries: es, Tiles: ts}); err != nil {
 					return err
 				}
 				cancel()
@@ -417,7 +628,7 @@ func TestUpdateRollback(t *testing.T) {
 		{"ctx cancelled before", func() error {
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
-			return s.Update(ctx, func(tx ledger.Tx) error { return tx.Append(ctx, ledger.Append{Entries: es, Hashes: hs}) })
+			return s.Update(ctx, func(tx ledger.Tx) error { return tx.Append(ctx, ledger.Append{Entries: es, Tiles: ts}) })
 		}, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -427,13 +638,13 @@ func TestUpdateRollback(t *testing.T) {
 			if n := storeSize(t, s); n != 0 {
 				t.Errorf("Size() after failed Update = %d, want 0", n)
 			}
-			if got, err := s.ReadHashes(t.Context(), []int64{0}); !errors.Is(err, ledger.ErrNotFound) {
-				t.Errorf("ReadHashes([0]) after failed Update = %v, %v; want ErrNotFound", got, err)
+			if got := mustReadTiles(t, s, ledger.TileKey{L: 0, N: 0}); got[0] != nil {
+				t.Errorf("tile 0/0 after failed Update = %x, want none", got[0])
 			}
 		})
 	}
 	// The store still works.
-	appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
+	appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
 	if n := storeSize(t, s); n != 2 {
 		t.Errorf("Size() = %d, want 2", n)
 	}
@@ -484,7 +695,7 @@ func TestSchemaVersion(t *testing.T) {
 	}{
 		{"newer", "INSERT INTO schema_migrations (version, name, applied) VALUES (99, 'future', now())"},
 		{"renamed", "UPDATE schema_migrations SET name = 'other' WHERE version = 1"},
-		{"gap", "UPDATE schema_migrations SET version = 2 WHERE version = 1"},
+		{"gap", "DELETE FROM schema_migrations WHERE version = 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, dsn := open(t)
@@ -523,13 +734,13 @@ func exec(t *testing.T, dsn, stmt string) error {
 func TestTamper(t *testing.T) {
 	setup := func(t *testing.T) *Store {
 		s, _ := open(t)
-		es, hs := entries(0, 2, 1)
-		appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
-		es, hs = entries(2, 2, 2)
-		appendRows(t, s, ledger.Append{Entries: es, Hashes: hs})
+		es, ts := entries(0, 2, 1)
+		appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
+		es, ts = entries(2, 2, 2)
+		appendRows(t, s, ledger.Append{Entries: es, Tiles: ts})
 		return s
 	}
-	h := sha256.Sum256([]byte("forged"))
+	forged := []byte("forged tile data")
 	for _, tc := range []struct {
 		name   string
 		tamper func(context.Context, *Store) error
@@ -557,18 +768,19 @@ func TestTamper(t *testing.T) {
 		})
 	}
 	s := setup(t)
-	if err := s.TamperSetHash(t.Context(), 3, h); err != nil {
+	k00 := ledger.TileKey{L: 0, N: 0}
+	if err := s.TamperSetTile(t.Context(), k00, forged); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.ReadHashes(t.Context(), []int64{3}); err != nil || got[0] != h {
-		t.Errorf("ReadHashes([3]) after TamperSetHash = %v, %v; want %v", got, err, h)
+	if got := mustReadTiles(t, s, k00); !bytes.Equal(got[0], forged) {
+		t.Errorf("ReadTiles(%v) after TamperSetTile = %x, want %x", k00, got[0], forged)
 	}
 	for name, err := range map[string]error{
 		"set body":  s.TamperSetBody(t.Context(), 9, nil),
 		"delete":    s.TamperDelete(t.Context(), 9),
 		"insert":    s.TamperInsert(t.Context(), 9, nil),
 		"swap":      s.TamperSwap(t.Context(), 0, 9),
-		"set hash":  s.TamperSetHash(t.Context(), 1<<40, h),
+		"set tile":  s.TamperSetTile(t.Context(), ledger.TileKey{L: 0, N: 1}, forged),
 		"swap both": s.TamperSwap(t.Context(), 8, 9),
 	} {
 		if !errors.Is(err, ledger.ErrNotFound) {
@@ -629,8 +841,8 @@ func FuzzParseMigrationName(f *testing.F) {
 	})
 }
 
-// BenchmarkAppend appends 10k entries of 200 bytes with their stored
-// hashes per Update, as an ingest does.
+// BenchmarkAppend appends 10k entries of 200 bytes with their tiles
+// (about 670) per Update, as an ingest does.
 func BenchmarkAppend(b *testing.B) {
 	s, _ := open(b)
 	const batch = 10_000
@@ -643,9 +855,7 @@ func BenchmarkAppend(b *testing.B) {
 		for i := range a.Entries {
 			a.Entries[i] = ledger.Entry{Index: n + int64(i), Batch: n, Body: body}
 		}
-		for id := tlog.StoredHashCount(n); id < tlog.StoredHashCount(n+batch); id++ {
-			a.Hashes = append(a.Hashes, ledger.Hash{Index: id, Hash: tlog.Hash{byte(id), byte(id >> 8)}})
-		}
+		a.Tiles = tiles(n, n+batch)
 		a.Batches = []ledger.Batch{{ID: n, Host: "h", First: n, Count: batch, Sig: []byte("sig")}}
 		if err := s.Update(b.Context(), func(tx ledger.Tx) error {
 			if err := tx.Append(b.Context(), a); err != nil {
@@ -659,4 +869,200 @@ func BenchmarkAppend(b *testing.B) {
 		events += batch
 	}
 	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+}
+
+// openV1 returns a new database migrated to schema version 1 only.
+func openV1(t *testing.T) string {
+	t.Helper()
+	dsn := server.NewDatabase(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := loadMigrations(migrationFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := openWith(t.Context(), cfg, slog.New(slog.DiscardHandler), ms[:1])
+	if err != nil {
+		t.Fatalf("open at version 1: %v", err)
+	}
+	s.Close()
+	return dsn
+}
+
+// TestUpgradeFromV1 opens a schema-1 database holding a real ledger (its
+// entries, batches, hosts and checkpoints, with the stored hashes of
+// tlog.StoredHashes) and old-style leases and timeline rows: Open converts
+// the hashes into the tiles an ingest would have written, drops them, and
+// Verify, who-had, Timeline and further ingests work on the result.
+func TestUpgradeFromV1(t *testing.T) {
+	ctx := t.Context()
+	src, _ := open(t)
+	w := ledgertest.NewWorld(t, src, src)
+	var cps []ledger.Checkpoint
+	for i, n := range []int{15, 30, 7, 1, 300} {
+		cps = append(cps, w.Ingest(t, ledgertest.Filler(t, "h1", i*1000, n)...))
+	}
+	size := cps[len(cps)-1].Size
+
+	dsn := openV1(t)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var hs []tlog.Hash
+	hr := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			out[i] = hs[x]
+		}
+		return out, nil
+	})
+	if err := src.Entries(ctx, 0, size, func(e ledger.Entry) error {
+		more, err := tlog.StoredHashes(e.Index, e.Body, hr)
+		if err != nil {
+			return err
+		}
+		hs = append(hs, more...)
+		_, err = c.Exec(ctx, "INSERT INTO entries (idx, batch, body) VALUES ($1, $2, $3)", e.Index, e.Batch, e.Body)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, h := range hs {
+		if _, err := c.Exec(ctx, "INSERT INTO hashes (id, hash) VALUES ($1, $2)", id, h[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.Batches(ctx, func(b ledger.Batch) error {
+		_, err := c.Exec(ctx, "INSERT INTO batches (id, host, first_idx, count, root, sig) VALUES ($1, $2, $3, $4, $5, $6)",
+			b.ID, b.Host, b.First, b.Count, b.Root[:], b.Sig)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := src.Hosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if _, err := c.Exec(ctx, "INSERT INTO hosts (name, key, added) VALUES ($1, $2, $3)", h.Name, h.Key, toNull(h.Added)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, cp := range cps {
+		if _, err := c.Exec(ctx, "INSERT INTO checkpoints (size, root, note, time) VALUES ($1, $2, $3, $4)", cp.Size, cp.Root[:], cp.Note, toNull(cp.Time)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Schema-1 leases (one ended, one held) and timeline rows.
+	if _, err := c.Exec(ctx, `INSERT INTO leases (ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx) VALUES
+		('192.0.2.9', 'm', 'a', 'h1', $1, $2, 3, 8), ('192.0.2.9', 'm', 'b', 'h1', $3, NULL, 9, -1)`, at(1), at(5), at(6)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO vm_events (vm, idx) VALUES ('a', 8), ('a', 3), ('b', 9), ('a', 40)`); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatalf("Open of a version-1 database: %v", err)
+	}
+	defer s.Close()
+	var hashes bool
+	if err := c.QueryRow(ctx, "SELECT to_regclass('hashes') IS NOT NULL").Scan(&hashes); err != nil || hashes {
+		t.Errorf("hashes table after upgrade: exists %v, %v; want dropped", hashes, err)
+	}
+	// The tiles are the ones the ingests wrote.
+	var keys []ledger.TileKey
+	for _, tl := range tlog.NewTiles(ledger.TileHeight, 0, size) {
+		keys = append(keys, ledger.TileKey{L: tl.L, N: tl.N})
+	}
+	want := mustReadTiles(t, src, keys...)
+	if diff := cmp.Diff(want, mustReadTiles(t, s, keys...)); diff != "" {
+		t.Errorf("tiles after upgrade (-ingested +converted):\n%s", diff)
+	}
+	if n := countRows(t, s, "tiles"); n != int64(len(keys)) {
+		t.Errorf("%d tile rows, want %d", n, len(keys))
+	}
+	l, err := ledger.New(s, w.LogKey, ledger.Options{Now: func() time.Time { return ledgertest.T0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Verify(ctx)
+	if err != nil || !rep.OK() || rep.Size != size {
+		t.Fatalf("Verify after upgrade = %+v, %v; want clean at %d", rep, err, size)
+	}
+	ip := netip.MustParseAddr("192.0.2.9")
+	got, err := s.LeasesAt(ctx, ip, at(9), 10)
+	wantLeases := []ledger.Lease{
+		{IP: ip, MAC: "m", VM: "b", Host: "h1", From: at(6), Start: 9, End: -1},
+		{IP: ip, MAC: "m", VM: "a", Host: "h1", From: at(1), To: at(5), Start: 3, End: 8},
+	}
+	if err != nil || !cmp.Equal(wantLeases, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })) {
+		t.Errorf("LeasesAt after upgrade = %+v, %v; want %+v", got, err, wantLeases)
+	}
+	if got, err := s.Timeline(ctx, "a"); err != nil || !cmp.Equal(got, []int64{3, 8, 40}) {
+		t.Errorf("Timeline(a) after upgrade = %v, %v; want [3 8 40]", got, err)
+	}
+	// Ingest continues on the converted tree.
+	w2 := &ledgertest.World{Log: l, Store: s, Tamper: s, Hosts: w.Hosts, Bodies: w.Bodies, LogKey: w.LogKey}
+	w2.Ingest(t, ledgertest.Filler(t, "h1", 9000, 20)...)
+	if rep, err := l.Verify(ctx); err != nil || !rep.OK() || rep.Size != size+20 {
+		t.Errorf("Verify after a further ingest = %+v, %v; want clean at %d", rep, err, size+20)
+	}
+	// Reopening does nothing more.
+	s2, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	s2.Close()
+}
+
+// TestUpgradeFromV1Empty: an empty schema-1 database upgrades to an empty
+// store, and a version-1 database whose hashes do not cover its entries
+// is refused and left at version 1.
+func TestUpgradeFromV1Empty(t *testing.T) {
+	ctx := t.Context()
+	dsn := openV1(t)
+	s, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatalf("Open of an empty version-1 database: %v", err)
+	}
+	defer s.Close()
+	if n := storeSize(t, s); n != 0 {
+		t.Errorf("Size() = %d, want 0", n)
+	}
+	if n := countRows(t, s, "tiles"); n != 0 {
+		t.Errorf("%d tiles, want 0", n)
+	}
+	var version int
+	if err := s.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&version)
+	}); err != nil || version != 2 {
+		t.Errorf("schema version = %d, %v; want 2", version, err)
+	}
+
+	dsn = openV1(t)
+	if err := exec(t, dsn, "INSERT INTO entries (idx, batch, body) VALUES (0, 0, 'a'), (1, 0, 'b')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(t, dsn, "INSERT INTO hashes (id, hash) VALUES (0, '\\x00')"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, dsn, nil); err == nil {
+		s.Close()
+		t.Fatal("Open of a version-1 database with missing hashes = nil, want error")
+	}
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var hashes, tiles bool
+	if err := c.QueryRow(ctx, "SELECT to_regclass('hashes') IS NOT NULL, to_regclass('tiles') IS NOT NULL").Scan(&hashes, &tiles); err != nil || !hashes || tiles {
+		t.Errorf("after a failed upgrade: hashes %v, tiles %v, %v; want the version-1 schema", hashes, tiles, err)
+	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/vmtrust/vmtrust/internal/ledger"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // The Tamper methods change the database directly, bypassing every check
@@ -37,9 +36,9 @@ func (s *Store) TamperSwap(ctx context.Context, i, j int64) error {
 		WHERE (e.idx = $1 AND o.idx = $2) OR (e.idx = $2 AND o.idx = $1)`, i, j)
 }
 
-// TamperSetHash replaces the stored hash id.
-func (s *Store) TamperSetHash(ctx context.Context, id int64, h tlog.Hash) error {
-	return s.tamper(ctx, fmt.Sprintf("set hash %d", id), 1, "UPDATE hashes SET hash = $2 WHERE id = $1", id, h[:])
+// TamperSetTile replaces the data of the stored tile k.
+func (s *Store) TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error {
+	return s.tamper(ctx, fmt.Sprintf("set %v", k), 1, "UPDATE tiles SET data = $3 WHERE level = $1 AND n = $2", k.L, k.N, nonNil(data))
 }
 
 // TamperInsert moves every entry with index ≥ idx up by one and puts body

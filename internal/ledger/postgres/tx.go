@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,8 +30,8 @@ type txn struct{ tx pgx.Tx }
 var _ ledger.Tx = txn{}
 
 func (t txn) Size(ctx context.Context) (int64, error) { return size(ctx, t.tx) }
-func (t txn) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
-	return readHashes(ctx, t.tx, indexes)
+func (t txn) ReadTiles(ctx context.Context, keys []ledger.TileKey) ([][]byte, error) {
+	return readTiles(ctx, t.tx, keys)
 }
 func (t txn) Host(ctx context.Context, name string) (ledger.Host, error) {
 	return host(ctx, t.tx, name)
@@ -91,9 +93,7 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 			return err
 		}
 	}
-	if err := t.copy(ctx, "hashes", []string{"id", "hash"}, len(a.Hashes), func(i int) []any {
-		return []any{a.Hashes[i].Index, a.Hashes[i].Hash[:]}
-	}); err != nil {
+	if err := t.putTiles(ctx, a.Tiles); err != nil {
 		return err
 	}
 	if err := t.copy(ctx, "batches", []string{"id", "host", "first_idx", "count", "root", "sig"}, len(a.Batches), func(i int) []any {
@@ -102,9 +102,20 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return err
 	}
-	if err := t.copy(ctx, "leases", []string{"ip", "mac", "vm", "host", "from_ts", "to_ts", "start_idx", "end_idx"}, len(a.Leases), func(i int) []any {
+	if err := t.copy(ctx, "leases", []string{"ip", "from_ts", "start_idx", "mac", "vm", "host"}, len(a.Leases), func(i int) []any {
 		l := a.Leases[i]
-		return []any{l.IP.String(), l.MAC, l.VM, l.Host, l.From, toNull(l.To), l.Start, l.End}
+		return []any{l.IP.String(), l.From, l.Start, l.MAC, l.VM, l.Host}
+	}); err != nil {
+		return err
+	}
+	var closed []ledger.Lease
+	for _, l := range a.Leases {
+		if l.End >= 0 {
+			closed = append(closed, l)
+		}
+	}
+	if err := t.copy(ctx, "lease_ends", []string{"start_idx", "end_idx", "to_ts"}, len(closed), func(i int) []any {
+		return []any{closed[i].Start, closed[i].End, closed[i].To}
 	}); err != nil {
 		return err
 	}
@@ -113,10 +124,16 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 		for i, e := range a.LeaseEnds {
 			ips[i], macs[i], vms[i], hosts[i], tos[i], idxs[i] = e.IP.String(), e.MAC, e.VM, e.Host, e.To, e.Index
 		}
-		// One statement for all (a hash join), not one per end.
-		if _, err := t.tx.Exec(ctx, `UPDATE leases l SET to_ts = e.to_ts, end_idx = e.idx
+		// One statement for all ends: each closes every lease of its
+		// (ip, mac, vm, host) without an end that began before it (not one
+		// this Append began after it), found through the ip's leases (the
+		// primary key's prefix); a lease two ends match takes the first.
+		if _, err := t.tx.Exec(ctx, `INSERT INTO lease_ends (start_idx, end_idx, to_ts)
+			SELECT DISTINCT ON (l.start_idx) l.start_idx, e.idx, e.to_ts
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[]) AS e(ip, mac, vm, host, to_ts, idx)
-			WHERE l.ip = e.ip AND l.mac = e.mac AND l.vm = e.vm AND l.host = e.host AND l.end_idx = -1`,
+			JOIN leases l ON l.ip = e.ip AND l.mac = e.mac AND l.vm = e.vm AND l.host = e.host AND l.start_idx < e.idx
+			WHERE NOT EXISTS (SELECT 1 FROM lease_ends x WHERE x.start_idx = l.start_idx)
+			ORDER BY l.start_idx, e.idx`,
 			ips, macs, vms, hosts, tos, idxs); err != nil {
 			return fmt.Errorf("ledger postgres: append: lease ends: %w", err)
 		}
@@ -132,6 +149,7 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 		for i, e := range a.RunEnds {
 			vms[i], hosts[i], tos[i], idxs[i] = e.VM, e.Host, e.To, e.Index
 		}
+		// Found through runs_vm (vm, from_ts).
 		if _, err := t.tx.Exec(ctx, `UPDATE runs r SET to_ts = e.to_ts, end_idx = e.idx
 			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS e(vm, host, to_ts, idx)
 			WHERE r.vm = e.vm AND r.host = e.host AND r.end_idx = -1`,
@@ -139,8 +157,56 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 			return fmt.Errorf("ledger postgres: append: run ends: %w", err)
 		}
 	}
-	return t.copy(ctx, "vm_events", []string{"vm", "idx"}, len(a.VMEvents), func(i int) []any {
-		return []any{a.VMEvents[i].VM, a.VMEvents[i].Index}
+	rows := timelineRows(a.VMEvents)
+	return t.copy(ctx, "vm_timeline", []string{"vm", "first_idx", "idxs"}, len(rows), func(i int) []any {
+		return []any{rows[i].vm, rows[i].idxs[0], rows[i].idxs}
+	})
+}
+
+// timelineRow is one vm_timeline row: an Append's events about vm.
+type timelineRow struct {
+	vm   string
+	idxs []int64 // ascending, no repeats
+}
+
+// timelineRows groups events by VM, in order of first appearance, each
+// VM's indexes sorted ascending without repeats.
+func timelineRows(events []ledger.VMEvent) []timelineRow {
+	var rows []timelineRow
+	pos := map[string]int{}
+	for _, e := range events {
+		i, ok := pos[e.VM]
+		if !ok {
+			i = len(rows)
+			pos[e.VM] = i
+			rows = append(rows, timelineRow{vm: e.VM})
+		}
+		rows[i].idxs = append(rows[i].idxs, e.Index)
+	}
+	for i := range rows {
+		slices.Sort(rows[i].idxs)
+		rows[i].idxs = slices.Compact(rows[i].idxs)
+	}
+	return rows
+}
+
+// putTiles replaces the stored tiles with ts' keys or adds them: the
+// stored ones among them (the few on the tree's old right edge) are
+// deleted, then all are written with COPY.
+func (t txn) putTiles(ctx context.Context, ts []ledger.TileData) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	levels, ns := make([]int32, len(ts)), make([]int64, len(ts))
+	for i, tl := range ts {
+		levels[i], ns[i] = int32(tl.Key.L), tl.Key.N
+	}
+	if _, err := t.tx.Exec(ctx, `DELETE FROM tiles t USING unnest($1::integer[], $2::bigint[]) AS k(level, n)
+		WHERE t.level = k.level AND t.n = k.n`, levels, ns); err != nil {
+		return fmt.Errorf("ledger postgres: append: tiles: %w", err)
+	}
+	return t.copy(ctx, "tiles", []string{"level", "n", "data"}, len(ts), func(i int) []any {
+		return []any{levels[i], ns[i], nonNil(ts[i].Data)}
 	})
 }
 
@@ -164,39 +230,42 @@ func size(ctx context.Context, q querier) (int64, error) {
 	return n, nil
 }
 
-func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
-	if len(indexes) == 0 {
+func readTiles(ctx context.Context, q querier, keys []ledger.TileKey) ([][]byte, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
-	rows, err := q.Query(ctx, "SELECT id, hash FROM hashes WHERE id = ANY($1)", indexes)
-	if err != nil {
-		return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+	levels, ns := make([]int32, 0, len(keys)), make([]int64, 0, len(keys))
+	for _, k := range keys {
+		if k.L >= 0 && k.L <= math.MaxInt32 { // others are never stored
+			levels, ns = append(levels, int32(k.L)), append(ns, k.N)
+		}
 	}
-	got := make(map[int64]tlog.Hash, len(indexes))
+	rows, err := q.Query(ctx, `SELECT t.level, t.n, t.data FROM tiles t
+		JOIN (SELECT DISTINCT level, n FROM unnest($1::integer[], $2::bigint[]) AS u(level, n)) k
+		ON t.level = k.level AND t.n = k.n`, levels, ns)
+	if err != nil {
+		return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
+	}
+	got := make(map[ledger.TileKey][]byte, len(keys))
 	for rows.Next() {
-		var id int64
-		var b []byte
-		if err := rows.Scan(&id, &b); err != nil {
+		var level int32
+		var k ledger.TileKey
+		var d []byte
+		if err := rows.Scan(&level, &k.N, &d); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+			return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
 		}
-		if got[id], err = toHash(b); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("ledger postgres: hash %d: %w", id, err)
-		}
+		k.L = int(level)
+		got[k] = d
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger postgres: read hashes: %w", err)
+		return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
 	}
-	hs := make([]tlog.Hash, len(indexes))
-	for i, id := range indexes {
-		h, ok := got[id]
-		if !ok {
-			return nil, fmt.Errorf("ledger postgres: hash %d: %w", id, ledger.ErrNotFound)
-		}
-		hs[i] = h
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = got[k]
 	}
-	return hs, nil
+	return out, nil
 }
 
 func checkpoint(ctx context.Context, q querier, where string, args ...any) (ledger.Checkpoint, error) {
@@ -243,8 +312,9 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 	}
 	limit = min(limit, MaxLimit)
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, `SELECT ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx FROM leases
-			WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC LIMIT $3`, ip.String(), at, limit)
+		rows, err := c.Query(ctx, `SELECT l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1)
+			FROM leases l LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
+			WHERE l.ip = $1 AND l.from_ts <= $2 ORDER BY l.from_ts DESC, l.start_idx DESC LIMIT $3`, ip.String(), at, limit)
 		if err != nil {
 			return fmt.Errorf("ledger postgres: leases of %v: %w", ip, err)
 		}
@@ -319,19 +389,67 @@ func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) (rs []ledger.Run, 
 	return emptyNil(rs), err
 }
 
-// Timeline returns the entry indexes of vm's events in order.
+// Timeline returns the entry indexes of vm's events in order: its rows'
+// lists concatenated in first_idx order, each checked (checkTimelineRow).
 func (s *Store) Timeline(ctx context.Context, vm string) (idx []int64, err error) {
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, "SELECT idx FROM vm_events WHERE vm = $1 ORDER BY idx", vm)
+		rows, err := c.Query(ctx, "SELECT first_idx, idxs, COALESCE(array_ndims(idxs), 0) FROM vm_timeline WHERE vm = $1 ORDER BY first_idx", vm)
 		if err != nil {
 			return fmt.Errorf("ledger postgres: timeline of %q: %w", vm, err)
 		}
-		if idx, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var first int64
+			var ix []int64
+			var dims int32
+			if err := rows.Scan(&first, &ix, &dims); err != nil {
+				return fmt.Errorf("ledger postgres: timeline of %q: %w", vm, err)
+			}
+			if dims > 1 { // pgx would flatten it
+				return fmt.Errorf("ledger postgres: timeline of %q at %d: array of %d dimensions", vm, first, dims)
+			}
+			if err := checkTimelineRow(first, ix, idx); err != nil {
+				return fmt.Errorf("ledger postgres: timeline of %q at %d: %w", vm, first, err)
+			}
+			idx = append(idx, ix...)
+		}
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("ledger postgres: timeline of %q: %w", vm, err)
 		}
 		return nil
 	})
-	return emptyNil(idx), err
+	if err != nil {
+		return nil, err
+	}
+	return emptyNil(idx), nil
+}
+
+// maxTimelineRow bounds one vm_timeline row: an Append holds at most
+// ledger.MaxIngest entries.
+const maxTimelineRow = ledger.MaxIngest
+
+// checkTimelineRow checks a vm_timeline row read after the indexes before:
+// 1 to maxTimelineRow non-negative indexes, strictly ascending, the first
+// equal to first and after the last of before.
+func checkTimelineRow(first int64, ix, before []int64) error {
+	if len(ix) == 0 || len(ix) > maxTimelineRow {
+		return fmt.Errorf("row of %d indexes, want 1 to %d", len(ix), maxTimelineRow)
+	}
+	if ix[0] != first {
+		return fmt.Errorf("row starts at %d, not at its first_idx", ix[0])
+	}
+	if ix[0] < 0 {
+		return fmt.Errorf("negative index %d", ix[0])
+	}
+	for i := 1; i < len(ix); i++ {
+		if ix[i] <= ix[i-1] {
+			return fmt.Errorf("index %d after %d", ix[i], ix[i-1])
+		}
+	}
+	if n := len(before); n > 0 && ix[0] <= before[n-1] {
+		return fmt.Errorf("row overlaps the previous one, which ends at %d", before[n-1])
+	}
+	return nil
 }
 
 // toHash checks that b is a 32-byte hash.

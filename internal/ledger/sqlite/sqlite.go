@@ -32,6 +32,18 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
+// cacheKiB bounds the writer's page cache: an ingest of 10k events
+// touches a few thousand index pages at random (leases by address,
+// timelines by VM, runs by owner), which SQLite's default 2 MiB would
+// spill to the WAL before the commit (measured: ingest 25k → 37k
+// events/s with checkpointPages). The cache is filled lazily.
+const cacheKiB = 256 << 10
+
+// checkpointPages is the WAL size (4 KiB pages) that triggers a
+// checkpoint: an index page changed by many ingests is copied into the
+// database once per checkpoint rather than after each commit.
+const checkpointPages = 50000
+
 // Store is the SQLite ledger store.
 type Store struct {
 	conns *sqlitedb.Conns
@@ -46,11 +58,72 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := sqlitedb.Open(ctx, path, ms, sqlitedb.Options{Subject: "ledger", Log: log})
+	c, err := sqlitedb.Open(ctx, path, ms, sqlitedb.Options{Subject: "ledger", Log: log, WriterCacheKiB: cacheKiB, CheckpointPages: checkpointPages})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{conns: c, path: c.Path}, nil
+	s := &Store{conns: c, path: c.Path}
+	if err := s.hashesToTiles(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// hashesToTiles converts the stored hashes of a schema-1 ledger into
+// tiles (schema 2), in one transaction, and drops them.
+func (s *Store) hashesToTiles(ctx context.Context) error {
+	var n int
+	if err := s.conns.W.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'hashes'`).Scan(&n); err != nil {
+		return s.errf("upgrade: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	tx, err := s.conns.W.BeginTx(ctx, nil)
+	if err != nil {
+		return s.errf("upgrade: %w", err)
+	}
+	defer tx.Rollback()
+	size, err := size(ctx, s, tx)
+	if err != nil {
+		return err
+	}
+	get, err := tx.PrepareContext(ctx, `SELECT hash FROM hashes WHERE id = ?`)
+	if err != nil {
+		return s.errf("upgrade: %w", err)
+	}
+	defer get.Close()
+	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			var h []byte
+			if err := get.QueryRowContext(ctx, x).Scan(&h); err != nil {
+				return nil, fmt.Errorf("stored hash %d: %w", x, err)
+			}
+			if len(h) != tlog.HashSize {
+				return nil, fmt.Errorf("stored hash %d: %d bytes", x, len(h))
+			}
+			out[i] = tlog.Hash(h)
+		}
+		return out, nil
+	})
+	tiles, err := ledger.TilesFromHashes(size, r)
+	if err != nil {
+		return s.errf("upgrade to tiles: %w", err)
+	}
+	if err := multiInsert(ctx, tx, `INSERT INTO tiles (id, data)`, 2, len(tiles), func(i int) []any {
+		return []any{tileID(tiles[i].Key), tiles[i].Data}
+	}); err != nil {
+		return s.errf("upgrade to tiles: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE hashes`); err != nil {
+		return s.errf("upgrade to tiles: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.errf("upgrade to tiles: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -97,8 +170,8 @@ type txn struct {
 }
 
 func (t *txn) Size(ctx context.Context) (int64, error) { return size(ctx, t.s, t.q) }
-func (t *txn) ReadHashes(ctx context.Context, ix []int64) ([]tlog.Hash, error) {
-	return readHashes(ctx, t.s, t.q, ix)
+func (t *txn) ReadTiles(ctx context.Context, keys []ledger.TileKey) ([][]byte, error) {
+	return readTiles(ctx, t.s, t.q, keys)
 }
 func (t *txn) Host(ctx context.Context, name string) (ledger.Host, error) {
 	return host(ctx, t.s, t.q, name)
@@ -106,8 +179,8 @@ func (t *txn) Host(ctx context.Context, name string) (ledger.Host, error) {
 func (t *txn) Latest(ctx context.Context) (ledger.Checkpoint, error) { return latest(ctx, t.s, t.q) }
 
 func (s *Store) Size(ctx context.Context) (int64, error) { return size(ctx, s, s.conns.R) }
-func (s *Store) ReadHashes(ctx context.Context, ix []int64) ([]tlog.Hash, error) {
-	return readHashes(ctx, s, s.conns.R, ix)
+func (s *Store) ReadTiles(ctx context.Context, keys []ledger.TileKey) ([][]byte, error) {
+	return readTiles(ctx, s, s.conns.R, keys)
 }
 func (s *Store) Host(ctx context.Context, name string) (ledger.Host, error) {
 	return host(ctx, s, s.conns.R, name)
@@ -127,73 +200,44 @@ func size(ctx context.Context, s *Store, q querier) (int64, error) {
 	return n.Int64 + 1, nil
 }
 
-func readHashes(ctx context.Context, s *Store, q querier, ix []int64) ([]tlog.Hash, error) {
-	got := make(map[int64]tlog.Hash, len(ix))
-	read := func(query string, args ...any) error {
-		rows, err := q.QueryContext(ctx, query, args...)
-		if err != nil {
-			return s.errf("hashes: %w", err)
+// tileID is a tile's row id: its level shifted left by 55, plus its
+// offset (below 2^55 for any tree of fewer than 2^59 entries).
+func tileID(k ledger.TileKey) int64 { return int64(k.L)<<55 | k.N }
+
+func tileKey(id int64) ledger.TileKey { return ledger.TileKey{L: int(id >> 55), N: id & (1<<55 - 1)} }
+
+func readTiles(ctx context.Context, s *Store, q querier, keys []ledger.TileKey) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	got := make(map[ledger.TileKey][]byte, len(keys))
+	// IN lists of up to 200 ids.
+	for start := 0; start < len(keys); start += 200 {
+		part := keys[start:min(len(keys), start+200)]
+		args := make([]any, 0, len(part))
+		for _, k := range part {
+			args = append(args, tileID(k))
 		}
-		defer rows.Close()
+		rows, err := q.QueryContext(ctx, `SELECT id, data FROM tiles WHERE id IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...)
+		if err != nil {
+			return nil, s.errf("tiles: %w", err)
+		}
 		for rows.Next() {
 			var id int64
-			var h []byte
-			if err := rows.Scan(&id, &h); err != nil {
-				return s.errf("hashes: %w", err)
+			var d []byte
+			if err := rows.Scan(&id, &d); err != nil {
+				rows.Close()
+				return nil, s.errf("tiles: %w", err)
 			}
-			if len(h) != tlog.HashSize {
-				return s.errf("hash %d: %d bytes", id, len(h))
-			}
-			got[id] = tlog.Hash(h)
+			got[tileKey(id)] = d
 		}
-		return rows.Err()
-	}
-	if mostlyConsecutive(ix) {
-		// Verify's chunks: one range query per run of consecutive indexes.
-		for start := 0; start < len(ix); {
-			end := start + 1
-			for end < len(ix) && ix[end] == ix[end-1]+1 {
-				end++
-			}
-			if err := read(`SELECT id, hash FROM hashes WHERE id BETWEEN ? AND ?`, ix[start], ix[end-1]); err != nil {
-				return nil, err
-			}
-			start = end
-		}
-	} else {
-		// A proof's scattered indexes: IN lists of up to 500.
-		for start := 0; start < len(ix); start += 500 {
-			part := ix[start:min(len(ix), start+500)]
-			args := make([]any, len(part))
-			for i, x := range part {
-				args[i] = x
-			}
-			if err := read(`SELECT id, hash FROM hashes WHERE id IN (`+strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...); err != nil {
-				return nil, err
-			}
+		if err := rows.Close(); err != nil {
+			return nil, s.errf("tiles: %w", err)
 		}
 	}
-	out := make([]tlog.Hash, len(ix))
-	for i, x := range ix {
-		h, ok := got[x]
-		if !ok {
-			return nil, s.errf("hash %d: %w", x, ledger.ErrNotFound)
-		}
-		out[i] = h
+	for i, k := range keys {
+		out[i] = got[k]
 	}
 	return out, nil
-}
-
-// mostlyConsecutive says whether ix is a few runs of consecutive indexes
-// (Verify's chunks), rather than scattered ones (a proof's).
-func mostlyConsecutive(ix []int64) bool {
-	runs := 1
-	for i := 1; i < len(ix); i++ {
-		if ix[i] != ix[i-1]+1 {
-			runs++
-		}
-	}
-	return runs <= 2
 }
 
 func host(ctx context.Context, s *Store, q querier, name string) (ledger.Host, error) {
@@ -294,6 +338,39 @@ func (s *Store) Entries(ctx context.Context, from, to int64, fn func(ledger.Entr
 	return nil
 }
 
+// ReadEntries returns the entries at indexes, in that order.
+func (s *Store) ReadEntries(ctx context.Context, indexes []int64) ([]ledger.Entry, error) {
+	got := make(map[int64]ledger.Entry, len(indexes))
+	for start := 0; start < len(indexes); start += 500 {
+		part := indexes[start:min(len(indexes), start+500)]
+		args := make([]any, len(part))
+		for i, x := range part {
+			args[i] = x
+		}
+		rows, err := s.conns.R.QueryContext(ctx, `SELECT idx, batch, body FROM entries WHERE idx IN (`+
+			strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...)
+		if err != nil {
+			return nil, s.errf("entries: %w", err)
+		}
+		for rows.Next() {
+			var e ledger.Entry
+			if err := rows.Scan(&e.Index, &e.Batch, &e.Body); err != nil {
+				rows.Close()
+				return nil, s.errf("entries: %w", err)
+			}
+			got[e.Index] = e
+		}
+		if err := rows.Close(); err != nil {
+			return nil, s.errf("entries: %w", err)
+		}
+	}
+	out, err := ledger.EntriesInOrder(indexes, got)
+	if err != nil {
+		return nil, s.errf("%w", err)
+	}
+	return out, nil
+}
+
 // Batches calls fn for every batch.
 func (s *Store) Batches(ctx context.Context, fn func(ledger.Batch) error) error {
 	rows, err := s.conns.R.QueryContext(ctx, `SELECT id, host, first_idx, count, root, sig FROM batches ORDER BY id`)
@@ -338,8 +415,9 @@ func (s *Store) Hosts(ctx context.Context) ([]ledger.Host, error) {
 
 // LeasesAt returns the latest leases of ip begun at or before at.
 func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) ([]ledger.Lease, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx FROM leases
-		WHERE ip = ? AND from_ts <= ? ORDER BY from_ts DESC LIMIT ?`, ip.Unmap().String(), sqlitedb.EncodeTime(at), limit)
+	rows, err := s.conns.R.QueryContext(ctx, `SELECT l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1)
+		FROM leases l LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
+		WHERE l.ip = ? AND l.from_ts <= ? ORDER BY l.from_ts DESC, l.start_idx DESC LIMIT ?`, ip.Unmap().String(), sqlitedb.EncodeTime(at), limit)
 	if err != nil {
 		return nil, s.errf("leases: %w", err)
 	}
@@ -406,18 +484,26 @@ func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) ([]ledger.Run, err
 
 // Timeline returns the entry indexes about vm.
 func (s *Store) Timeline(ctx context.Context, vm string) ([]int64, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT idx FROM vm_events WHERE vm = ? ORDER BY idx`, vm)
+	rows, err := s.conns.R.QueryContext(ctx, `SELECT first_idx, idxs FROM vm_timeline WHERE vm = ? ORDER BY first_idx`, vm)
 	if err != nil {
 		return nil, s.errf("timeline: %w", err)
 	}
 	defer rows.Close()
 	var out []int64
 	for rows.Next() {
-		var i int64
-		if err := rows.Scan(&i); err != nil {
+		var first int64
+		var list string
+		if err := rows.Scan(&first, &list); err != nil {
 			return nil, s.errf("timeline: %w", err)
 		}
-		out = append(out, i)
+		ix, err := parseIndexes(list, first)
+		if err != nil {
+			return nil, s.errf("timeline of %q at %d: %w", vm, first, err)
+		}
+		if len(out) > 0 && ix[0] <= out[len(out)-1] {
+			return nil, s.errf("timeline of %q: rows overlap at %d", vm, first)
+		}
+		out = append(out, ix...)
 	}
 	return out, rows.Err()
 }
@@ -510,10 +596,11 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append entries: %w", err)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO hashes (id, hash)`, 2, len(a.Hashes), func(i int) []any {
-		return []any{a.Hashes[i].Index, a.Hashes[i].Hash[:]}
+	if err := multiInsert(ctx, t.q, `INSERT OR REPLACE INTO tiles (id, data)`, 2, len(a.Tiles), func(i int) []any {
+		tl := a.Tiles[i]
+		return []any{tileID(tl.Key), tl.Data}
 	}); err != nil {
-		return t.s.errf("append hashes: %w", err)
+		return t.s.errf("append tiles: %w", err)
 	}
 	if err := multiInsert(ctx, t.q, `INSERT INTO batches (id, host, first_idx, count, root, sig)`, 6, len(a.Batches), func(i int) []any {
 		b := a.Batches[i]
@@ -521,15 +608,32 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append batches: %w", err)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO leases (ip, mac, vm, host, from_ts, to_ts, start_idx, end_idx)`, 8, len(a.Leases), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT INTO leases (ip, from_ts, start_idx, mac, vm, host)`, 6, len(a.Leases), func(i int) []any {
 		l := a.Leases[i]
-		return []any{l.IP.Unmap().String(), l.MAC, l.VM, l.Host, sqlitedb.EncodeTime(l.From), sqlitedb.EncodeTime(l.To), l.Start, l.End}
+		return []any{l.IP.Unmap().String(), sqlitedb.EncodeTime(l.From), l.Start, l.MAC, l.VM, l.Host}
 	}); err != nil {
 		return t.s.errf("append leases: %w", err)
 	}
-	if err := execEach(ctx, t.q, `UPDATE leases SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ? AND ip = ? AND mac = ?`, len(a.LeaseEnds), func(i int) []any {
+	var closed []ledger.Lease
+	for _, l := range a.Leases {
+		if l.End >= 0 {
+			closed = append(closed, l)
+		}
+	}
+	if err := multiInsert(ctx, t.q, `INSERT INTO lease_ends (start_idx, end_idx, to_ts)`, 3, len(closed), func(i int) []any {
+		l := closed[i]
+		return []any{l.Start, l.End, sqlitedb.EncodeTime(l.To)}
+	}); err != nil {
+		return t.s.errf("append lease ends: %w", err)
+	}
+	// An end closes every lease of (ip, mac, vm, host) still held that
+	// began before it (not one this ingest began after it): found through
+	// the ip's leases (the primary key's prefix).
+	if err := execEach(ctx, t.q, `INSERT INTO lease_ends (start_idx, end_idx, to_ts)
+		SELECT l.start_idx, ?, ? FROM leases l WHERE l.ip = ? AND l.mac = ? AND l.vm = ? AND l.host = ? AND l.start_idx < ?
+		AND NOT EXISTS (SELECT 1 FROM lease_ends e WHERE e.start_idx = l.start_idx)`, len(a.LeaseEnds), func(i int) []any {
 		e := a.LeaseEnds[i]
-		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host, e.IP.Unmap().String(), e.MAC}
+		return []any{e.Index, sqlitedb.EncodeTime(e.To), e.IP.Unmap().String(), e.MAC, e.VM, e.Host, e.Index}
 	}); err != nil {
 		return t.s.errf("append lease ends: %w", err)
 	}
@@ -545,10 +649,20 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append run ends: %w", err)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT OR IGNORE INTO vm_events (vm, idx)`, 2, len(a.VMEvents), func(i int) []any {
-		return []any{a.VMEvents[i].VM, a.VMEvents[i].Index}
+	// One timeline row per VM for this ingest.
+	byVM := map[string][]int64{}
+	var vms []string
+	for _, e := range a.VMEvents {
+		if _, ok := byVM[e.VM]; !ok {
+			vms = append(vms, e.VM)
+		}
+		byVM[e.VM] = append(byVM[e.VM], e.Index)
+	}
+	if err := multiInsert(ctx, t.q, `INSERT INTO vm_timeline (vm, first_idx, idxs)`, 3, len(vms), func(i int) []any {
+		ix := byVM[vms[i]]
+		return []any{vms[i], ix[0], formatIndexes(ix)}
 	}); err != nil {
-		return t.s.errf("append vm events: %w", err)
+		return t.s.errf("append timeline: %w", err)
 	}
 	return nil
 }
@@ -608,9 +722,9 @@ func (s *Store) TamperSwap(ctx context.Context, i, j int64) error {
 		i, j, i, i, j)
 }
 
-// TamperSetHash replaces a stored hash.
-func (s *Store) TamperSetHash(ctx context.Context, id int64, h tlog.Hash) error {
-	return s.tamper(ctx, `UPDATE hashes SET hash = ? WHERE id = ?`, h[:], id)
+// TamperSetTile replaces a stored tile's data.
+func (s *Store) TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error {
+	return s.tamper(ctx, `UPDATE tiles SET data = ? WHERE id = ?`, data, tileID(k))
 }
 
 func (s *Store) tamper(ctx context.Context, q string, args ...any) error {
