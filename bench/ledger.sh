@@ -17,9 +17,12 @@
 # PostgreSQL 15 is a private server started here as FIELD-NOTES.md §5 and
 # internal/pgtest do: initdb and pg_ctl as the postgres user (when root),
 # listening on 127.0.0.1 on a free port and on a socket in the work
-# directory; default settings (fsync on). It is stopped (pg_ctl stop -m
-# immediate on its own data directory) and the work directory removed on
-# exit, however the script ends.
+# directory; fsync on, shared_buffers=$PG_SHARED_BUFFERS and, when root,
+# huge pages: vm.nr_hugepages is raised for the run and put back on exit
+# (without them each backend takes a page fault per 4 KiB of shared
+# buffers it first touches, which on this VM tripled a random lookup). It
+# is stopped (pg_ctl stop -m immediate on its own data directory) and the
+# work directory removed on exit, however the script ends.
 #
 # Usage: bench/ledger.sh
 # Environment:
@@ -28,6 +31,8 @@
 #   EVENTS     events in each log (default: 10000000; a multiple of 10000)
 #   SAMPLES    proofs and who-had queries timed per backend (default: 20000)
 #   BACKENDS   which to run (default: "sqlite postgres")
+#   INGESTERS  concurrent Log.Ingest calls (default: 2)
+#   PG_SHARED_BUFFERS  PostgreSQL's shared_buffers in MB (default: 4096)
 #
 # Needs: go; for PostgreSQL /usr/lib/postgresql/15/bin (scripts/setup.sh).
 # Stdout is the Markdown result; progress, each backend's JSON and a CPU
@@ -39,12 +44,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 EVENTS=${EVENTS:-10000000}
 SAMPLES=${SAMPLES:-20000}
 BACKENDS=${BACKENDS:-sqlite postgres}
+INGESTERS=${INGESTERS:-2}
+PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-4096}
 PGBIN=/usr/lib/postgresql/15/bin
 
 log() { printf 'ledger-bench: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-for v in EVENTS SAMPLES; do
+for v in EVENTS SAMPLES INGESTERS PG_SHARED_BUFFERS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((EVENTS >= 10000 && EVENTS % 10000 == 0)) || die "EVENTS must be a multiple of 10000"
@@ -54,11 +61,16 @@ command -v go >/dev/null || die "go is not installed"
 BENCH_DIR=$(mktemp -d "${BENCH_DIR:-/var/tmp}/vmtrust-ledger-bench.XXXXXX")
 PGDIR=$BENCH_DIR/pg
 PG_STARTED=0
+HUGEPAGES_BEFORE=
+PG_HUGE=off
 
 cleanup() {
 	if ((PG_STARTED)); then
 		log "stopping PostgreSQL"
 		pgrun "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || log "pg_ctl stop failed"
+	fi
+	if [[ -n $HUGEPAGES_BEFORE ]]; then
+		echo "$HUGEPAGES_BEFORE" >/proc/sys/vm/nr_hugepages || log "could not put vm.nr_hugepages back to $HUGEPAGES_BEFORE"
 	fi
 	rm -rf "$BENCH_DIR"
 }
@@ -88,11 +100,26 @@ start_pg() {
 	fi
 	pgrun "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres -E UTF8 --no-sync >/dev/null
 	PGPORT=$(free_port)
+	# Huge pages for the shared buffers (and 10% for the rest of the
+	# shared memory), when root can reserve them.
+	if [[ $(id -u) == 0 && -w /proc/sys/vm/nr_hugepages ]]; then
+		local want=$((PG_SHARED_BUFFERS * 11 / 10 / 2 + 64)) now
+		now=$(cat /proc/sys/vm/nr_hugepages)
+		if ((now < want)); then
+			HUGEPAGES_BEFORE=$now
+			echo "$want" >/proc/sys/vm/nr_hugepages
+		fi
+		if (($(awk '/HugePages_Free/ {print $2}' /proc/meminfo) >= want - 64)); then
+			PG_HUGE=on
+		else
+			log "could not reserve $want huge pages: PostgreSQL runs without"
+		fi
+	fi
 	PG_STARTED=1
-	pgrun "$PGBIN/pg_ctl" -D "$PGDIR/data" -o "-k $PGDIR/sock -h 127.0.0.1 -p $PGPORT" -l "$PGDIR/log/postgres.log" -w start >/dev/null
+	pgrun "$PGBIN/pg_ctl" -D "$PGDIR/data" -o "-k $PGDIR/sock -h 127.0.0.1 -p $PGPORT -c shared_buffers=${PG_SHARED_BUFFERS}MB -c huge_pages=$PG_HUGE" -l "$PGDIR/log/postgres.log" -w start >/dev/null
 	pgrun "$PGBIN/createdb" -h "$PGDIR/sock" -p "$PGPORT" -U postgres ledgerbench
 	PGDSN="host=$PGDIR/sock port=$PGPORT user=postgres dbname=ledgerbench sslmode=disable"
-	log "PostgreSQL on 127.0.0.1:$PGPORT, socket in $PGDIR/sock"
+	log "PostgreSQL on 127.0.0.1:$PGPORT, socket in $PGDIR/sock, shared_buffers ${PG_SHARED_BUFFERS}MB, huge pages $PG_HUGE"
 }
 
 log "working in $BENCH_DIR; EVENTS=$EVENTS SAMPLES=$SAMPLES BACKENDS=$BACKENDS"
@@ -105,7 +132,7 @@ for b in $BACKENDS; do
 	*) die "backend $b: want sqlite or postgres" ;;
 	esac
 	log "$b: $EVENTS events"
-	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -cpuprofile "$BENCH_DIR/$b.prof" >"$BENCH_DIR/$b.json"
+	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -ingesters "$INGESTERS" -cpuprofile "$BENCH_DIR/$b.prof" >"$BENCH_DIR/$b.json"
 	cat "$BENCH_DIR/$b.json" >&2
 	log "$b: where the ingest's CPU went (go tool pprof -top)"
 	(cd "$ROOT" && go tool pprof -top -nodecount=30 "$BENCH_DIR/ledgerbench" "$BENCH_DIR/$b.prof" 2>/dev/null | sed 's/^/  /' >&2) || true
@@ -114,13 +141,13 @@ done
 END=$(date -u +'%H:%M')
 
 # The Markdown table, one column per backend.
-python3 - "$BENCH_DIR" "$START" "$END" $BACKENDS <<'PY'
+python3 - "$BENCH_DIR" "$START" "$END" "$INGESTERS" "$PG_SHARED_BUFFERS MB, huge pages $PG_HUGE" $BACKENDS <<'PY'
 import json, sys
-d, start, end, backends = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+d, start, end, ingesters, pgconf, backends = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 r = {b: json.load(open(f"{d}/{b}.json")) for b in backends}
 def row(name, f):
     print(f"| {name} | " + " | ".join(f(r[b]) for b in backends) + " |")
-print(f"One run, {start}–{end} UTC, backends: {', '.join(backends)}.\n")
+print(f"One run, {start}–{end} UTC, backends: {', '.join(backends)}; {ingesters} concurrent Ingest calls" + (f"; PostgreSQL shared_buffers {pgconf}" if "postgres" in backends else "") + ".\n")
 print("| figure | " + " | ".join(backends) + " |")
 print("|---|" + "---:|" * len(backends))
 row("events (leases)", lambda x: f"{x['events']:,} ({x['leases']:,})")

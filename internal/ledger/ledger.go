@@ -886,7 +886,7 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	ls, err := l.st.LeasesAt(ctx, ip, at, 8)
+	ls, err := l.st.LeasesAt(ctx, ip, at, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -927,6 +927,12 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 		says = append(says, func(e Event) bool {
 			return (e.Type == VMStarted || e.Type == VMRestored || e.Type == VMMigrated) && e.VM == r.VM && e.Host == r.Host && e.Time.Equal(r.From)
 		})
+	}
+	if slices.Max(ix) >= cp.Size { // ingested since cp was read
+		if cp, err = l.st.Latest(ctx); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		ans.Checkpoint = cp
 	}
 	proven, err := l.proveAll(ctx, ix, cp)
 	if err != nil {
