@@ -805,12 +805,9 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 			return nil, fmt.Errorf("ledger: entry %d is beyond checkpoint %d", i, cp.Size)
 		}
 	}
-	es, err := l.st.ReadEntries(ctx, indexes)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
 	// The proofs' hash indexes, learnt by proving against a reader that
-	// records what it is asked; then all of them read at once.
+	// records what it is asked; then all of them read at once, with the
+	// entries.
 	var want []int64
 	record := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		want = append(want, ix...)
@@ -823,9 +820,14 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 	}
 	slices.Sort(want)
 	want = slices.Compact(want)
-	hs, err := l.reader(ctx).ReadHashes(want)
+	plan := planTiles(want)
+	es, data, err := l.st.ReadProofData(ctx, indexes, plan.keys)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	hs, err := plan.hashes(data)
+	if err != nil {
+		return nil, err
 	}
 	have := make(map[int64]tlog.Hash, len(want))
 	for k, x := range want {
@@ -882,31 +884,18 @@ var ErrNoLease = errors.New("no lease of that address at that time")
 // Each proven event is checked to say what the answer says.
 func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer, error) {
 	ip = ip.Unmap()
-	cp, err := l.st.Latest(ctx)
+	h, err := l.st.Holder(ctx, ip, at)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	ls, err := l.st.LeasesAt(ctx, ip, at, 1)
-	if err != nil {
-		return nil, err
-	}
+	cp := h.Checkpoint
 	// The latest lease that began at or before at decides: if it ended
 	// by then, nobody held the address.
-	if len(ls) == 0 || !ls[0].To.IsZero() && !ls[0].To.After(at) {
+	if h.Lease == nil || !h.Lease.To.IsZero() && !h.Lease.To.After(at) {
 		return nil, fmt.Errorf("ledger: %v at %s: %w", ip, at.UTC().Format(time.RFC3339), ErrNoLease)
 	}
-	lease := &ls[0]
-	ans := &Answer{IP: ip, At: at, Lease: *lease, Checkpoint: cp}
-	runs, err := l.st.Runs(ctx, RunFilter{VM: lease.VM, Host: lease.Host, From: at, To: at.Add(time.Nanosecond)})
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range slices.Backward(runs) {
-		if !r.From.After(at) && (r.To.IsZero() || r.To.After(at)) {
-			ans.Run = &r
-			break
-		}
-	}
+	lease := h.Lease
+	ans := &Answer{IP: ip, At: at, Lease: *lease, Run: h.Run, Checkpoint: cp}
 	// The events that say so, proven together, each checked to say what
 	// the index says.
 	leaseSays := func(t Type) func(Event) bool {
@@ -927,12 +916,6 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 		says = append(says, func(e Event) bool {
 			return (e.Type == VMStarted || e.Type == VMRestored || e.Type == VMMigrated) && e.VM == r.VM && e.Host == r.Host && e.Time.Equal(r.From)
 		})
-	}
-	if slices.Max(ix) >= cp.Size { // ingested since cp was read
-		if cp, err = l.st.Latest(ctx); err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
-		}
-		ans.Checkpoint = cp
 	}
 	proven, err := l.proveAll(ctx, ix, cp)
 	if err != nil {

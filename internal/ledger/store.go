@@ -48,6 +48,9 @@ type Reader interface {
 	// order asked (an index asked twice, twice); a missing one is an
 	// error wrapping ErrNotFound.
 	ReadEntries(ctx context.Context, indexes []int64) ([]Entry, error)
+	// ReadProofData is ReadEntries and ReadTiles at once (a proof needs
+	// both; a store over a network reads them in one round trip).
+	ReadProofData(ctx context.Context, indexes []int64, keys []TileKey) ([]Entry, [][]byte, error)
 	// Batches calls fn for every batch in id order.
 	Batches(ctx context.Context, fn func(Batch) error) error
 	// Checkpoint returns the checkpoint of the given size; Latest the
@@ -60,6 +63,12 @@ type Reader interface {
 	// LeasesAt returns the leases of ip that began at or before at, latest
 	// first, at most limit (the caller checks which still held at at).
 	LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) ([]Lease, error)
+	// Holder reads, in one snapshot, what who-had needs: the latest
+	// checkpoint (ErrNotFound when there is none), the latest lease of ip
+	// that began at or before at (nil: none), and the run of that lease's
+	// VM on its host that covered at — began at or before at and not
+	// ended by then, the latest such (nil: none).
+	Holder(ctx context.Context, ip netip.Addr, at time.Time) (Holding, error)
 	// Runs returns the runs matching f, by start time.
 	Runs(ctx context.Context, f RunFilter) ([]Run, error)
 	// Timeline returns the entry indexes of the events about vm, in order.
@@ -181,6 +190,13 @@ type RunFilter struct {
 type VMEvent struct {
 	VM    string
 	Index int64
+}
+
+// Holding is Holder's answer.
+type Holding struct {
+	Checkpoint Checkpoint
+	Lease      *Lease
+	Run        *Run
 }
 
 // Append is what one ingest adds.

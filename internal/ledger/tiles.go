@@ -44,44 +44,61 @@ type TileReader interface {
 // missing or too narrow tile is an error.
 func Hashes(ctx context.Context, r TileReader) tlog.HashReader {
 	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		tiles := make([]tlog.Tile, len(ix))
-		pos := map[TileKey]int{}
-		var keys []TileKey
-		for i, x := range ix {
-			t := tlog.TileForIndex(TileHeight, x)
-			tiles[i] = t
-			k := TileKey{t.L, t.N}
-			if _, ok := pos[k]; !ok {
-				pos[k] = len(keys)
-				keys = append(keys, k)
-			}
-		}
-		data, err := r.ReadTiles(ctx, keys)
+		p := planTiles(ix)
+		data, err := r.ReadTiles(ctx, p.keys)
 		if err != nil {
 			return nil, err
 		}
-		if len(data) != len(keys) {
-			return nil, fmt.Errorf("ledger: store returned %d tiles for %d", len(data), len(keys))
-		}
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			t := tiles[i]
-			k := TileKey{t.L, t.N}
-			d := data[pos[k]]
-			if d == nil {
-				return nil, fmt.Errorf("ledger: %v: %w", k, ErrNotFound)
-			}
-			if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
-				return nil, fmt.Errorf("ledger: %v: %d bytes is not a tile", k, len(d))
-			}
-			h, err := tlog.HashFromTile(t, d, x)
-			if err != nil {
-				return nil, fmt.Errorf("ledger: %v holds %d hashes, hash %d needs %d: %w", k, len(d)/tlog.HashSize, x, t.W, ErrNotFound)
-			}
-			out[i] = h
-		}
-		return out, nil
+		return p.hashes(data)
 	})
+}
+
+// tilePlan is where the stored hashes ix are: tiles[i] holds ix[i], and
+// keys lists the distinct tiles to read (pos: a key's place in keys).
+type tilePlan struct {
+	ix    []int64
+	tiles []tlog.Tile
+	keys  []TileKey
+	pos   map[TileKey]int
+}
+
+func planTiles(ix []int64) tilePlan {
+	p := tilePlan{ix: ix, tiles: make([]tlog.Tile, len(ix)), pos: map[TileKey]int{}}
+	for i, x := range ix {
+		t := tlog.TileForIndex(TileHeight, x)
+		p.tiles[i] = t
+		k := TileKey{t.L, t.N}
+		if _, ok := p.pos[k]; !ok {
+			p.pos[k] = len(p.keys)
+			p.keys = append(p.keys, k)
+		}
+	}
+	return p
+}
+
+// hashes returns the hashes from the data read for p.keys.
+func (p tilePlan) hashes(data [][]byte) ([]tlog.Hash, error) {
+	if len(data) != len(p.keys) {
+		return nil, fmt.Errorf("ledger: store returned %d tiles for %d", len(data), len(p.keys))
+	}
+	out := make([]tlog.Hash, len(p.ix))
+	for i, x := range p.ix {
+		t := p.tiles[i]
+		k := TileKey{t.L, t.N}
+		d := data[p.pos[k]]
+		if d == nil {
+			return nil, fmt.Errorf("ledger: %v: %w", k, ErrNotFound)
+		}
+		if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
+			return nil, fmt.Errorf("ledger: %v: %d bytes is not a tile", k, len(d))
+		}
+		h, err := tlog.HashFromTile(t, d, x)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %v holds %d hashes, hash %d needs %d: %w", k, len(d)/tlog.HashSize, x, t.W, ErrNotFound)
+		}
+		out[i] = h
+	}
+	return out, nil
 }
 
 // TilesFromHashes returns the tiles of a tree of size n whose stored

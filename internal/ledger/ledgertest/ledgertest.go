@@ -123,6 +123,7 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("Forged", func(t *testing.T) { testForged(t, newWorld(t)) })
 	t.Run("Tamper", func(t *testing.T) { testTamper(t, newWorld) })
 	t.Run("WhoHad", func(t *testing.T) { testWhoHad(t, newWorld(t)) })
+	t.Run("Holder", func(t *testing.T) { testHolder(t, newWorld(t)) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newWorld(t)) })
@@ -219,6 +220,22 @@ func testIngestAndProofs(t *testing.T, w *World) {
 	for k, i := range ask {
 		if es[k].Index != i || string(es[k].Body) != string(w.Bodies[i]) {
 			t.Errorf("ReadEntries(%v)[%d] = entry %d, want %d", ask, k, es[k].Index, i)
+		}
+	}
+	keys := []ledger.TileKey{{L: 0, N: 1}, {L: 1, N: 0}, {L: 9, N: 9}, {L: 0, N: 1}}
+	pes, pts, err := w.Store.ReadProofData(ctx, ask, keys)
+	ts, terr := w.Store.ReadTiles(ctx, keys)
+	if err != nil || terr != nil || len(pes) != len(ask) || len(pts) != len(keys) {
+		t.Fatalf("ReadProofData = %d entries, %d tiles, %v (ReadTiles: %v)", len(pes), len(pts), err, terr)
+	}
+	for k := range ask {
+		if pes[k].Index != es[k].Index || string(pes[k].Body) != string(es[k].Body) {
+			t.Errorf("ReadProofData entry %d differs from ReadEntries'", k)
+		}
+	}
+	for k := range keys {
+		if string(pts[k]) != string(ts[k]) || (keys[k].L == 9) != (pts[k] == nil) {
+			t.Errorf("ReadProofData tile %v = %d bytes, ReadTiles %d", keys[k], len(pts[k]), len(ts[k]))
 		}
 	}
 	if _, err := w.Store.ReadEntries(ctx, []int64{3, int64(from)}); !errors.Is(err, ledger.ErrNotFound) {
@@ -541,6 +558,60 @@ func testWhoHad(t *testing.T, w *World) {
 	}
 	if got, want := strings.Join(types, " "), "vm.started@h1 lease.start@h1 lease.start@h1 lease.end@h1 vm.migrated@h2 lease.start@h2 lease.end@h2 vm.stopped@h2"; got != want {
 		t.Fatalf("timeline(vm-c) = %s\nwant %s", got, want)
+	}
+}
+
+// testHolder checks Store.Holder directly: the checkpoint, the lease and
+// the run it returns, and the nils.
+func testHolder(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.9.0.7")
+	at := func(m int) time.Time { return T0.Add(time.Duration(m) * time.Minute) }
+	if _, err := w.Store.Holder(ctx, ip, at(5)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("Holder on an empty log: %v, want ErrNotFound", err)
+	}
+	run := ledger.RunData{Name: "n", Owner: "bob", Image: "cd34", List: "l", Endorser: "/CN=e"}
+	w.Ingest(t, Ev(t, ledger.LeaseStart, "h1", "vm-x", 1, lease("52:54:00:00:00:07", ip.String()))) // no run yet
+	w.Ingest(t,
+		Ev(t, ledger.VMStarted, "h1", "vm-x", 2, run),
+		Ev(t, ledger.LeaseEndType, "h1", "vm-x", 3, lease("52:54:00:00:00:07", ip.String())),
+		Ev(t, ledger.LeaseStart, "h1", "vm-x", 4, lease("52:54:00:00:00:07", ip.String())),
+		Ev(t, ledger.VMStopped, "h1", "vm-x", 6, nil))
+	cp := w.Ingest(t, Filler(t, "h2", 100, 2)...)
+	for _, tc := range []struct {
+		name       string
+		ip         netip.Addr
+		at         time.Time
+		leaseStart int64 // -1: no lease
+		leaseEnd   int64
+		runStart   int64 // -1: no run
+	}{
+		{"before any lease", ip, at(0), -1, 0, -1},
+		{"first lease, no run yet", ip, at(1), 0, 2, -1},
+		{"first lease, run started", ip, at(2), 0, 2, 1},
+		{"second lease, running", ip, at(5), 3, -1, 1},
+		{"second lease, run stopped", ip, at(7), 3, -1, -1},
+		{"another address", netip.MustParseAddr("10.9.0.8"), at(5), -1, 0, -1},
+	} {
+		h, err := w.Store.Holder(ctx, tc.ip, tc.at)
+		if err != nil {
+			t.Fatalf("%s: Holder: %v", tc.name, err)
+		}
+		if h.Checkpoint.Size != cp.Size || h.Checkpoint.Root != cp.Root || string(h.Checkpoint.Note) != string(cp.Note) {
+			t.Errorf("%s: checkpoint %d, want the latest, %d", tc.name, h.Checkpoint.Size, cp.Size)
+		}
+		switch {
+		case tc.leaseStart < 0 && h.Lease != nil:
+			t.Errorf("%s: lease %+v, want none", tc.name, *h.Lease)
+		case tc.leaseStart >= 0 && (h.Lease == nil || h.Lease.Start != tc.leaseStart || h.Lease.End != tc.leaseEnd || h.Lease.VM != "vm-x" || h.Lease.MAC != "52:54:00:00:00:07" || h.Lease.IP != ip):
+			t.Errorf("%s: lease %+v, want start %d end %d", tc.name, h.Lease, tc.leaseStart, tc.leaseEnd)
+		}
+		switch {
+		case tc.runStart < 0 && h.Run != nil:
+			t.Errorf("%s: run %+v, want none", tc.name, *h.Run)
+		case tc.runStart >= 0 && (h.Run == nil || h.Run.Start != tc.runStart || h.Run.Owner != "bob" || h.Run.Image != "cd34" || h.Run.End != 4 || !h.Run.To.Equal(at(6))):
+			t.Errorf("%s: run %+v, want the run started at %d", tc.name, h.Run, tc.runStart)
+		}
 	}
 }
 

@@ -181,26 +181,66 @@ func (s *Store) Entries(ctx context.Context, from, to int64, fn func(ledger.Entr
 // statement.
 func (s *Store) ReadEntries(ctx context.Context, indexes []int64) (out []ledger.Entry, err error) {
 	err = s.with(ctx, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, "SELECT idx, batch, body FROM entries WHERE idx = ANY($1)", indexes)
+		rows, err := c.Query(ctx, entriesQuery, indexes)
 		if err != nil {
 			return fmt.Errorf("ledger postgres: entries: %w", err)
 		}
-		defer rows.Close()
-		got := make(map[int64]ledger.Entry, len(indexes))
-		for rows.Next() {
-			var e ledger.Entry
-			if err := rows.Scan(&e.Index, &e.Batch, &e.Body); err != nil {
-				return fmt.Errorf("ledger postgres: entries: %w", err)
-			}
-			got[e.Index] = e
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("ledger postgres: entries: %w", err)
-		}
-		out, err = ledger.EntriesInOrder(indexes, got)
+		out, err = collectEntries(rows, indexes)
 		return err
 	})
 	return out, err
+}
+
+// ReadProofData reads the entries and the tiles in one round trip (a
+// pipelined batch of the two statements).
+func (s *Store) ReadProofData(ctx context.Context, indexes []int64, keys []ledger.TileKey) (es []ledger.Entry, ts [][]byte, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(entriesQuery, indexes)
+		tq, targs := tilesQuery(keys)
+		b.Queue(tq, targs...)
+		br := c.SendBatch(ctx, b)
+		defer br.Close()
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("ledger postgres: entries: %w", err)
+		}
+		if es, err = collectEntries(rows, indexes); err != nil {
+			return err
+		}
+		if rows, err = br.Query(); err != nil {
+			return fmt.Errorf("ledger postgres: read tiles: %w", err)
+		}
+		if ts, err = collectTiles(rows, keys); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	return es, ts, err
+}
+
+const entriesQuery = "SELECT idx, batch, body FROM entries WHERE idx = ANY($1)"
+
+// collectEntries reads entriesQuery's rows into the entries at indexes,
+// in that order, and closes them.
+func collectEntries(rows pgx.Rows, indexes []int64) ([]ledger.Entry, error) {
+	defer rows.Close()
+	got := make(map[int64]ledger.Entry, len(indexes))
+	for rows.Next() {
+		var e ledger.Entry
+		if err := rows.Scan(&e.Index, &e.Batch, &e.Body); err != nil {
+			return nil, fmt.Errorf("ledger postgres: entries: %w", err)
+		}
+		got[e.Index] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger postgres: entries: %w", err)
+	}
+	out, err := ledger.EntriesInOrder(indexes, got)
+	if err != nil {
+		return nil, fmt.Errorf("ledger postgres: %w", err)
+	}
+	return out, nil
 }
 
 // Batches calls fn for every batch in id order.

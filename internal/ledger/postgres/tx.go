@@ -234,25 +234,37 @@ func readTiles(ctx context.Context, q querier, keys []ledger.TileKey) ([][]byte,
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	query, args := tilesQuery(keys)
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
+	}
+	return collectTiles(rows, keys)
+}
+
+// tilesQuery is the statement reading the tiles with keys.
+func tilesQuery(keys []ledger.TileKey) (string, []any) {
 	levels, ns := make([]int32, 0, len(keys)), make([]int64, 0, len(keys))
 	for _, k := range keys {
 		if k.L >= 0 && k.L <= math.MaxInt32 { // others are never stored
 			levels, ns = append(levels, int32(k.L)), append(ns, k.N)
 		}
 	}
-	rows, err := q.Query(ctx, `SELECT t.level, t.n, t.data FROM tiles t
+	return `SELECT t.level, t.n, t.data FROM tiles t
 		JOIN (SELECT DISTINCT level, n FROM unnest($1::integer[], $2::bigint[]) AS u(level, n)) k
-		ON t.level = k.level AND t.n = k.n`, levels, ns)
-	if err != nil {
-		return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
-	}
+		ON t.level = k.level AND t.n = k.n`, []any{levels, ns}
+}
+
+// collectTiles reads tilesQuery's rows into the data of each key, in
+// order (nil when not stored), and closes them.
+func collectTiles(rows pgx.Rows, keys []ledger.TileKey) ([][]byte, error) {
+	defer rows.Close()
 	got := make(map[ledger.TileKey][]byte, len(keys))
 	for rows.Next() {
 		var level int32
 		var k ledger.TileKey
 		var d []byte
 		if err := rows.Scan(&level, &k.N, &d); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("ledger postgres: read tiles: %w", err)
 		}
 		k.L = int(level)
@@ -338,6 +350,55 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 		return nil
 	})
 	return emptyNil(ls), err
+}
+
+// Holder reads the latest checkpoint, ip's lease at at and its VM's run
+// in one statement (one snapshot).
+func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledger.Holding, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		var root []byte
+		var cpTime *time.Time
+		var lIP, lMAC, lVM, lHost *string
+		var lFrom, lTo *time.Time
+		var lStart, lEnd *int64
+		var rVM, rName, rHost, rOwner, rImage, rList, rEndorser *string
+		var rFrom, rTo *time.Time
+		var rStart, rEnd *int64
+		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time,
+			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
+			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
+			FROM (SELECT size, root, note, time FROM checkpoints ORDER BY size DESC LIMIT 1) c
+			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
+			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
+			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2
+				AND (to_ts IS NULL OR to_ts > $2) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true`,
+			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime,
+			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
+			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("ledger postgres: checkpoint: %w", ledger.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger postgres: holder of %v: %w", ip, err)
+		}
+		if h.Checkpoint.Root, err = toHash(root); err != nil {
+			return fmt.Errorf("ledger postgres: checkpoint %d: %w", h.Checkpoint.Size, err)
+		}
+		h.Checkpoint.Time = fromNull(cpTime)
+		if lIP != nil {
+			l := &ledger.Lease{MAC: *lMAC, VM: *lVM, Host: *lHost, From: fromNull(lFrom), To: fromNull(lTo), Start: *lStart, End: *lEnd}
+			if l.IP, err = netip.ParseAddr(*lIP); err != nil {
+				return fmt.Errorf("ledger postgres: lease: %w", err)
+			}
+			h.Lease = l
+		}
+		if rVM != nil {
+			h.Run = &ledger.Run{VM: *rVM, Name: *rName, Host: *rHost, Owner: *rOwner, Image: *rImage, List: *rList, Endorser: *rEndorser,
+				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
+		}
+		return nil
+	})
+	return h, err
 }
 
 // Runs returns the runs matching f by start time (then start index).

@@ -371,6 +371,65 @@ func (s *Store) ReadEntries(ctx context.Context, indexes []int64) ([]ledger.Entr
 	return out, nil
 }
 
+// ReadProofData reads entries and tiles in one query when they are few
+// (a who-had's or a proof's), else as ReadEntries and ReadTiles.
+func (s *Store) ReadProofData(ctx context.Context, indexes []int64, keys []ledger.TileKey) ([]ledger.Entry, [][]byte, error) {
+	if len(indexes) == 0 || len(indexes)+len(keys) > 500 {
+		es, err := s.ReadEntries(ctx, indexes)
+		if err != nil {
+			return nil, nil, err
+		}
+		ts, err := s.ReadTiles(ctx, keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		return es, ts, nil
+	}
+	args := make([]any, 0, len(indexes)+len(keys))
+	for _, x := range indexes {
+		args = append(args, x)
+	}
+	q := `SELECT 0, idx, batch, body FROM entries WHERE idx IN (` + strings.TrimSuffix(strings.Repeat("?,", len(indexes)), ",") + `)`
+	if len(keys) > 0 {
+		for _, k := range keys {
+			args = append(args, tileID(k))
+		}
+		q += ` UNION ALL SELECT 1, id, 0, data FROM tiles WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(keys)), ",") + `)`
+	}
+	rows, err := s.conns.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, nil, s.errf("entries and tiles: %w", err)
+	}
+	defer rows.Close()
+	es := make(map[int64]ledger.Entry, len(indexes))
+	ts := make(map[ledger.TileKey][]byte, len(keys))
+	for rows.Next() {
+		var kind int
+		var id, batch int64
+		var b []byte
+		if err := rows.Scan(&kind, &id, &batch, &b); err != nil {
+			return nil, nil, s.errf("entries and tiles: %w", err)
+		}
+		if kind == 0 {
+			es[id] = ledger.Entry{Index: id, Batch: batch, Body: b}
+		} else {
+			ts[tileKey(id)] = b
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, s.errf("entries and tiles: %w", err)
+	}
+	out, err := ledger.EntriesInOrder(indexes, es)
+	if err != nil {
+		return nil, nil, s.errf("%w", err)
+	}
+	data := make([][]byte, len(keys))
+	for i, k := range keys {
+		data[i] = ts[k]
+	}
+	return out, data, nil
+}
+
 // Batches calls fn for every batch.
 func (s *Store) Batches(ctx context.Context, fn func(ledger.Batch) error) error {
 	rows, err := s.conns.R.QueryContext(ctx, `SELECT id, host, first_idx, count, root, sig FROM batches ORDER BY id`)
@@ -435,6 +494,55 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 		out = append(out, l)
 	}
 	return out, rows.Err()
+}
+
+// Holder reads the latest checkpoint, ip's lease at at and its VM's run
+// in one query (one snapshot).
+func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
+	t := sqlitedb.EncodeTime(at)
+	row := s.conns.R.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time,
+		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
+		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
+		FROM (SELECT size, root, note, time FROM checkpoints ORDER BY size DESC LIMIT 1) c
+		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
+		LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
+		LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= ?
+			AND (to_ts IS NULL OR to_ts > ?) ORDER BY from_ts DESC, start_idx DESC LIMIT 1)`,
+		ip.Unmap().String(), t, t, t)
+	var h ledger.Holding
+	var root []byte
+	var lIP, lMAC, lVM, lHost sql.NullString
+	var lStart, lEnd sql.NullInt64
+	var l ledger.Lease
+	var rVM, rName, rHost, rOwner, rImage, rList, rEndorser sql.NullString
+	var rStart, rEnd sql.NullInt64
+	var r ledger.Run
+	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
+		&lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
+		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
+	}
+	if err != nil {
+		return ledger.Holding{}, s.errf("holder of %v: %w", ip, err)
+	}
+	if len(root) != tlog.HashSize {
+		return ledger.Holding{}, s.errf("checkpoint %d: root of %d bytes", h.Checkpoint.Size, len(root))
+	}
+	copy(h.Checkpoint.Root[:], root)
+	if lIP.Valid {
+		if l.IP, err = netip.ParseAddr(lIP.String); err != nil {
+			return ledger.Holding{}, s.errf("lease: %w", err)
+		}
+		l.MAC, l.VM, l.Host, l.Start, l.End = lMAC.String, lVM.String, lHost.String, lStart.Int64, lEnd.Int64
+		h.Lease = &l
+	}
+	if rVM.Valid {
+		r.VM, r.Name, r.Host, r.Owner, r.Image, r.List, r.Endorser = rVM.String, rName.String, rHost.String, rOwner.String, rImage.String, rList.String, rEndorser.String
+		r.Start, r.End = rStart.Int64, rEnd.Int64
+		h.Run = &r
+	}
+	return h, nil
 }
 
 // Runs returns the runs matching f.
