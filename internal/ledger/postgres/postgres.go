@@ -592,6 +592,8 @@ func (s *Store) hashesToTiles(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "DROP TABLE hashes"); err != nil {
 		return fmt.Errorf("ledger postgres: upgrade to tiles: %w", err)
 	}
-	s.log.Info("ledger tree converted to tiles", "ledger.size", n, "ledger.tiles", len(ts))
+	if n > 0 {
+		s.log.Info("ledger tree converted to tiles", "ledger.size", n, "ledger.tiles", len(ts))
+	}
 	return nil
 }
