@@ -54,7 +54,11 @@ func withLedger(ctx context.Context, g *Globals, f func(*localLedger) error) err
 		return err
 	}
 	defer l.Close()
-	return f(l)
+	err = f(l)
+	if errors.Is(err, ledger.ErrUnsigned) || errors.Is(err, ledger.ErrIndexChanged) {
+		return &classed{ErrTampered, err}
+	}
+	return err
 }
 
 // ledgerHostName is the host's name in the ledger: the configured one, or

@@ -485,7 +485,13 @@ func checkPayload(t Type, vm, d string) error {
 				return fmt.Errorf("event %s: data: %w", t, err)
 			}
 		}
+		if vm == "" {
+			return fmt.Errorf("event %s: no vm", t)
+		}
 	case VMMigrated:
+		if vm == "" {
+			return fmt.Errorf("event %s: no vm", t)
+		}
 		var m MigrateData
 		if d != "" {
 			var err error
@@ -504,11 +510,21 @@ func checkPayload(t Type, vm, d string) error {
 				return fmt.Errorf("event %s: data: %w", t, err)
 			}
 		}
-		if _, err := net.ParseMAC(l.MAC); err != nil {
+		// One spelling per address, so that an end matches its start
+		// and who-had finds what was recorded.
+		mac, err := net.ParseMAC(l.MAC)
+		if err != nil {
 			return fmt.Errorf("event %s: data.mac: %w", t, err)
 		}
-		if _, err := netip.ParseAddr(l.IP); err != nil {
+		if mac.String() != l.MAC {
+			return fmt.Errorf("event %s: data.mac %q: want %q", t, l.MAC, mac.String())
+		}
+		a, err := netip.ParseAddr(l.IP)
+		if err != nil {
 			return fmt.Errorf("event %s: data.ip: %w", t, err)
+		}
+		if a.Zone() != "" || a.String() != l.IP {
+			return fmt.Errorf("event %s: data.ip %q: want an address without zone, written %q", t, l.IP, a.WithZone("").String())
 		}
 		if vm == "" {
 			return fmt.Errorf("event %s: no vm", t)

@@ -130,15 +130,36 @@ func decodeDataSlow(e Event, v any) error {
 
 // stricterCase reports whether body is one the scanner refuses on
 // purpose although parseSlow accepts it: data nested more than
-// maxDataDepth deep, or a typed payload with a key that is not exactly
-// a field's lowercase name (encoding/json matches case-insensitively)
-// or a null value.
+// maxDataDepth deep, a typed payload with a key that is not exactly a
+// field's lowercase name (encoding/json matches case-insensitively) or a
+// null value, a run event without a vm, or a lease whose MAC or address
+// is not in its one canonical spelling (net.HardwareAddr.String,
+// netip.Addr.String, no zone).
 func stricterCase(body []byte) bool {
 	var env struct {
 		Type Type
+		VM   string
 		Data json.RawMessage
 	}
-	if json.Unmarshal(body, &env) != nil || len(env.Data) == 0 {
+	if json.Unmarshal(body, &env) != nil {
+		return false
+	}
+	switch env.Type {
+	case VMStarted, VMRestored, VMMigrated:
+		if env.VM == "" {
+			return true
+		}
+	case LeaseStart, LeaseEndType:
+		var l struct{ MAC, IP string }
+		if json.Unmarshal(env.Data, &l) == nil {
+			mac, merr := net.ParseMAC(l.MAC)
+			a, aerr := netip.ParseAddr(l.IP)
+			if merr == nil && mac.String() != l.MAC || aerr == nil && (a.Zone() != "" || a.String() != l.IP) {
+				return true
+			}
+		}
+	}
+	if len(env.Data) == 0 {
 		return false
 	}
 	if jsonDepth(env.Data) > maxDataDepth {
@@ -263,6 +284,11 @@ func hostileBodies(t testing.TB) map[string]string {
 	tm := func(s string) string { return strings.Replace(g, `2026-11-01T12:00:00Z`, s, 1) }
 	return map[string]string{
 		"truncated":             g[:len(g)-1],
+		"lease mac uppercase":   strings.Replace(g, `52:54:00:00:00:01`, `52:54:00:00:00:AB`, 1),
+		"lease mac dashes":      strings.Replace(g, `52:54:00:00:00:01`, `52-54-00-00-00-01`, 1),
+		"lease ip zone":         strings.Replace(g, `"ip":"10.0.0.1"`, `"ip":"fe80::1%eth0"`, 1),
+		"lease ip long form":    strings.Replace(g, `"ip":"10.0.0.1"`, `"ip":"2001:db8:0:0::1"`, 1),
+		"vm.started without vm": run + `{"name":"n"}}`,
 		"prefix only":           `{"v":1,"type":"`,
 		"type unterminated":     `{"v":1,"type":"lease.start`,
 		"escaped type":          strings.Replace(g, `lease.start`, `lease\u002estart`, 1),
@@ -363,7 +389,8 @@ func TestStricterCasesRefusedByMarshal(t *testing.T) {
 			t.Errorf("%s: Parse refuses it but Marshal accepts the event", name)
 		}
 	}
-	for _, name := range []string{"run uppercase key", "run folded key", "run name null", "migrate run null", "lease uppercase key", "data too deep", "data too deep arrays"} {
+	for _, name := range []string{"run uppercase key", "run folded key", "run name null", "migrate run null", "lease uppercase key", "data too deep", "data too deep arrays",
+		"lease mac uppercase", "lease mac dashes", "lease ip zone", "lease ip long form", "vm.started without vm"} {
 		if _, err := parseSlow([]byte(hostileBodies(t)[name])); err != nil {
 			t.Errorf("%s: parseSlow refuses it (%v): not a stricter case", name, err)
 		}

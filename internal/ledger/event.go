@@ -143,7 +143,7 @@ func (e Event) check() error {
 	if !hostRE.MatchString(e.Host) {
 		return fmt.Errorf("event %s: host %q: want 1-128 of [A-Za-z0-9._/-]", e.Type, e.Host)
 	}
-	if e.Time.IsZero() || e.Time.Year() < 2000 || e.Time.Year() > 9999 {
+	if e.Time.IsZero() || e.Time.UTC().Year() < 2000 || e.Time.UTC().Year() > 9999 {
 		return fmt.Errorf("event %s: time %v out of range", e.Type, e.Time)
 	}
 	if !e.Time.Equal(e.Time.Truncate(time.Microsecond)) {

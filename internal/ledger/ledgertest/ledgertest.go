@@ -33,6 +33,8 @@ type Tamperer interface {
 	TamperInsert(ctx context.Context, idx int64, body []byte) error
 	TamperSwap(ctx context.Context, i, j int64) error
 	TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error
+	TamperSetCheckpointRoot(ctx context.Context, size int64, root tlog.Hash) error
+	TamperSetRunOwner(ctx context.Context, vm, owner string) error
 }
 
 // Opener returns a new, empty store and its tamperer; the test closes it.
@@ -124,6 +126,8 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("Tamper", func(t *testing.T) { testTamper(t, newWorld) })
 	t.Run("WhoHad", func(t *testing.T) { testWhoHad(t, newWorld(t)) })
 	t.Run("Holder", func(t *testing.T) { testHolder(t, newWorld(t)) })
+	t.Run("RewrittenHistory", func(t *testing.T) { testRewrittenHistory(t, newWorld(t)) })
+	t.Run("ChangedRun", func(t *testing.T) { testChangedRun(t, newWorld(t)) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newWorld(t)) })
@@ -615,6 +619,76 @@ func testHolder(t *testing.T, w *World) {
 	}
 }
 
+// testRewrittenHistory: an intruder edits an entry and rewrites the
+// tiles and the latest checkpoint's root column to match (the signed note
+// cannot be). The log must not sign a new checkpoint over that history,
+// and who-had and timelines must refuse to prove against the row.
+func testRewrittenHistory(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.9.1.1")
+	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-r", 1, ledger.RunData{Owner: "alice"}),
+		Ev(t, ledger.LeaseStart, "h1", "vm-r", 2, lease("52:54:00:00:01:01", ip.String())))
+	cp := w.Ingest(t, Filler(t, "h1", 10, 20)...)
+	other, _ := Ev(t, ledger.OperatorAction, "h1", "intruder", 999, map[string]string{"action": "nothing happened"}).Marshal()
+	bodies := append([][]byte(nil), w.Bodies...)
+	bodies[5] = other
+	r, root := memTree(t, bodies)
+	tiles, err := ledger.TilesFromHashes(int64(len(bodies)), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Tamper.TamperSetBody(ctx, 5, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range tiles {
+		if err := w.Tamper.TamperSetTile(ctx, tl.Key, tl.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Tamper.TamperSetCheckpointRoot(ctx, cp.Size, root(cp.Size)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := ledger.Sign(w.Hosts["h1"], Filler(t, "h1", 40, 3)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Log.Ingest(ctx, b); !errors.Is(err, ledger.ErrUnsigned) {
+		t.Errorf("Ingest over a rewritten history: %v, want ErrUnsigned", err)
+	}
+	if n, err := w.Store.Size(ctx); err != nil || n != cp.Size {
+		t.Errorf("Size after the refused ingest = %d, %v; want %d", n, err, cp.Size)
+	}
+	if _, err := w.Log.WhoHad(ctx, ip, T0.Add(3*time.Minute)); !errors.Is(err, ledger.ErrUnsigned) {
+		t.Errorf("WhoHad against the rewritten checkpoint row: %v, want ErrUnsigned", err)
+	}
+	if _, _, err := w.Log.Timeline(ctx, "vm-r"); !errors.Is(err, ledger.ErrUnsigned) {
+		t.Errorf("Timeline against the rewritten checkpoint row: %v, want ErrUnsigned", err)
+	}
+	if rep, err := w.Log.Verify(ctx); err != nil || rep.OK() {
+		t.Errorf("Verify = %+v, %v; want problems", rep, err)
+	}
+}
+
+// testChangedRun: a run row's owner changed in the database; who-had
+// proves the run's start event and must notice it says another owner.
+func testChangedRun(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.9.2.1")
+	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-o", 1, ledger.RunData{Owner: "alice", Image: "ab"}),
+		Ev(t, ledger.LeaseStart, "h1", "vm-o", 2, lease("52:54:00:00:02:01", ip.String())))
+	at := T0.Add(3 * time.Minute)
+	ans, err := w.Log.WhoHad(ctx, ip, at)
+	if err != nil || ans.Run == nil || ans.Run.Owner != "alice" {
+		t.Fatalf("WhoHad before = %+v, %v", ans, err)
+	}
+	if err := w.Tamper.TamperSetRunOwner(ctx, "vm-o", "mallory"); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := w.Log.WhoHad(ctx, ip, at); !errors.Is(err, ledger.ErrIndexChanged) {
+		t.Errorf("WhoHad after the run's owner was changed = %+v, %v; want ErrIndexChanged", ans, err)
+	}
+}
+
 func testRuns(t *testing.T, w *World) {
 	ctx := context.Background()
 	mk := func(host, vm string, m int, img, owner, endorser string) ledger.Event {
@@ -710,10 +784,29 @@ func testConcurrent(t *testing.T, w *World) {
 			}
 		}()
 	}
+	// Verify while the ingests run: each sees the log as of one moment
+	// and finds nothing wrong in it.
+	verified := make(chan error, 1)
+	go func() {
+		var first error
+		for range 10 {
+			rep, err := w.Log.Verify(ctx)
+			if err == nil && !rep.OK() {
+				err = fmt.Errorf("Verify during ingests: %d problems, first: %s", len(rep.Problems), rep.Problems[0].What)
+			}
+			if err != nil && first == nil {
+				first = err
+			}
+		}
+		verified <- first
+	}()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+	if err := <-verified; err != nil {
+		t.Error(err)
 	}
 	rep, err := w.Log.Verify(ctx)
 	if err != nil || !rep.OK() || rep.Size != 200 {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/vmtrust/vmtrust/internal/ledger"
 )
 
@@ -39,6 +41,26 @@ func (s *Store) TamperSwap(ctx context.Context, i, j int64) error {
 // TamperSetTile replaces the data of the stored tile k.
 func (s *Store) TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error {
 	return s.tamper(ctx, fmt.Sprintf("set %v", k), 1, "UPDATE tiles SET data = $3 WHERE level = $1 AND n = $2", k.L, k.N, nonNil(data))
+}
+
+// TamperSetCheckpointRoot replaces the root column of checkpoint size
+// (its signed note unchanged).
+func (s *Store) TamperSetCheckpointRoot(ctx context.Context, size int64, root tlog.Hash) error {
+	return s.tamper(ctx, fmt.Sprintf("set root of checkpoint %d", size), 1, "UPDATE checkpoints SET root = $2 WHERE size = $1", size, root[:])
+}
+
+// TamperSetRunOwner replaces the owner in every run row of vm.
+func (s *Store) TamperSetRunOwner(ctx context.Context, vm, owner string) error {
+	return s.with(ctx, func(c *pgx.Conn) error {
+		tag, err := c.Exec(ctx, "UPDATE runs SET owner = $2 WHERE vm = $1", vm, owner)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: tamper: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("ledger postgres: tamper: runs of %s: %w", vm, ledger.ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // TamperInsert moves every entry with index ≥ idx up by one and puts body

@@ -326,7 +326,7 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 	err = s.with(ctx, func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, `SELECT l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1)
 			FROM leases l LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
-			WHERE l.ip = $1 AND l.from_ts <= $2 ORDER BY l.from_ts DESC, l.start_idx DESC LIMIT $3`, ip.String(), at, limit)
+			WHERE l.ip = $1 AND l.from_ts <= $2 ORDER BY l.from_ts DESC, l.start_idx DESC LIMIT $3`, ip.Unmap().String(), at, limit)
 		if err != nil {
 			return fmt.Errorf("ledger postgres: leases of %v: %w", ip, err)
 		}

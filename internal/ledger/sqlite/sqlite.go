@@ -85,6 +85,13 @@ func (s *Store) hashesToTiles(ctx context.Context) error {
 		return s.errf("upgrade: %w", err)
 	}
 	defer tx.Rollback()
+	// Another Open may have converted it since the check above.
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'hashes'`).Scan(&n); err != nil {
+		return s.errf("upgrade: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
 	size, err := size(ctx, s, tx)
 	if err != nil {
 		return err
@@ -833,6 +840,17 @@ func (s *Store) TamperSwap(ctx context.Context, i, j int64) error {
 // TamperSetTile replaces a stored tile's data.
 func (s *Store) TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error {
 	return s.tamper(ctx, `UPDATE tiles SET data = ? WHERE id = ?`, data, tileID(k))
+}
+
+// TamperSetCheckpointRoot replaces the root column of checkpoint size
+// (its signed note unchanged).
+func (s *Store) TamperSetCheckpointRoot(ctx context.Context, size int64, root tlog.Hash) error {
+	return s.tamper(ctx, `UPDATE checkpoints SET root = ? WHERE size = ?`, root[:], size)
+}
+
+// TamperSetRunOwner replaces the owner in every run row of vm.
+func (s *Store) TamperSetRunOwner(ctx context.Context, vm, owner string) error {
+	return s.tamper(ctx, `UPDATE runs SET owner = ? WHERE vm = ?`, owner, vm)
 }
 
 func (s *Store) tamper(ctx context.Context, q string, args ...any) error {

@@ -38,7 +38,7 @@ CREATE TABLE vm_timeline (
 );
 CREATE UNIQUE INDEX vm_timeline_vm ON vm_timeline (vm, first_idx);
 INSERT INTO vm_timeline (vm, first_idx, idxs)
-	SELECT vm, MIN(idx), group_concat(idx, ',') FROM (SELECT vm, idx FROM vm_events ORDER BY vm, idx) GROUP BY vm;
+	SELECT vm, MIN(idx), group_concat(idx, ',' ORDER BY idx) FROM vm_events GROUP BY vm;
 DROP TABLE vm_events;
 
 DROP INDEX runs_open;
