@@ -25,7 +25,7 @@ CREATE TABLE lease_ends (
 	to_ts     TEXT NOT NULL
 );
 INSERT INTO leases2 (ip, from_ts, start_idx, mac, vm, host) SELECT ip, from_ts, start_idx, mac, vm, host FROM leases;
-INSERT INTO lease_ends (start_idx, end_idx, to_ts) SELECT start_idx, end_idx, to_ts FROM leases WHERE end_idx >= 0;
+INSERT INTO lease_ends (start_idx, end_idx, to_ts) SELECT start_idx, end_idx, COALESCE(to_ts, from_ts) FROM leases WHERE end_idx >= 0;
 DROP TABLE leases;
 ALTER TABLE leases2 RENAME TO leases;
 
