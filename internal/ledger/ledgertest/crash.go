@@ -260,10 +260,7 @@ func withLog(t *testing.T, ctx context.Context, target string, open StoreOpener,
 func checkCrashed(t *testing.T, ctx context.Context, l *ledger.Log, host note.Signer, acks, parent []Ack) Ack {
 	t.Helper()
 	st := l.Store()
-	size, err := st.Size(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	size := settled(t, ctx, st)
 	if last := lastSize(acks, parent); size < last {
 		t.Fatalf("after the kill the store holds %d entries, but %d were acknowledged", size, last)
 	}
@@ -282,6 +279,31 @@ func checkCrashed(t *testing.T, ctx context.Context, l *ledger.Log, host note.Si
 	}
 	checkConsistent(t, ctx, l, cp.Size, []Ack{latest, {Size: cp.Size, Root: cp.Root}})
 	return Ack{Size: cp.Size, Root: cp.Root}
+}
+
+// settled returns the store's size once a killed writer's last commit has
+// landed or not: a database server may still commit a transaction whose
+// COMMIT it received before the client died, so the size is read until it
+// stays the same for 300 ms (at most 10 s).
+func settled(t *testing.T, ctx context.Context, st ledger.Store) int64 {
+	t.Helper()
+	size, err := st.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		now, err := st.Size(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now == size {
+			return size
+		}
+		size = now
+	}
+	t.Fatalf("the store's size still changes 10 s after the kill")
+	return 0
 }
 
 // checkConsistent checks that the store holds size entries, verifies,
