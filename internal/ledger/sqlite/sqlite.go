@@ -9,7 +9,13 @@
 // connection whose transactions take the write lock when they begin, so
 // Updates from several processes serialise; a versioned schema
 // (migrations/NNNN_name.sql) and a database newer than the binary is
-// refused.
+// refused. A lease end closes only leases of its (ip, mac, vm, host) that
+// began before it; a timeline row whose index list is not canonical,
+// ascending and starting at its first_idx is an error of Timeline. Open
+// converts a schema-1 ledger's stored hashes into tiles in one
+// transaction after the migration's (a crash between them leaves no
+// tiles and the hashes, which the next Open converts; until then an
+// ingest fails, closed).
 package sqlite
 
 import (
