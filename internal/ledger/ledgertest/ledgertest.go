@@ -134,20 +134,12 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("Hosts", func(t *testing.T) { testHosts(t, newWorld(t)) })
 }
 
-// memTree is the independent computation: tlog's own stored hashes, in
-// memory, from the bodies.
-func memTree(t testing.TB, bodies [][]byte) (tlog.HashReader, func(n int64) tlog.Hash) {
+// StoredHashes is tlog's own computation of the stored hashes of a tree
+// of bodies, in storage order (what a schema-1 store kept, one row each).
+func StoredHashes(t testing.TB, bodies [][]byte) []tlog.Hash {
+	t.Helper()
 	var hs []tlog.Hash
-	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			if x < 0 || x >= int64(len(hs)) {
-				return nil, fmt.Errorf("no hash %d", x)
-			}
-			out[i] = hs[x]
-		}
-		return out, nil
-	})
+	r := hashList(&hs)
 	for i, b := range bodies {
 		s, err := tlog.StoredHashes(int64(i), b, r)
 		if err != nil {
@@ -155,6 +147,28 @@ func memTree(t testing.TB, bodies [][]byte) (tlog.HashReader, func(n int64) tlog
 		}
 		hs = append(hs, s...)
 	}
+	return hs
+}
+
+// hashList reads stored hashes from *hs by storage index.
+func hashList(hs *[]tlog.Hash) tlog.HashReader {
+	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			if x < 0 || x >= int64(len(*hs)) {
+				return nil, fmt.Errorf("no hash %d", x)
+			}
+			out[i] = (*hs)[x]
+		}
+		return out, nil
+	})
+}
+
+// memTree is the independent computation: tlog's own stored hashes, in
+// memory, from the bodies.
+func memTree(t testing.TB, bodies [][]byte) (tlog.HashReader, func(n int64) tlog.Hash) {
+	hs := StoredHashes(t, bodies)
+	r := hashList(&hs)
 	return r, func(n int64) tlog.Hash {
 		h, err := tlog.TreeHash(n, r)
 		if err != nil {

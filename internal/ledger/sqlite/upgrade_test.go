@@ -71,21 +71,7 @@ func TestUpgradeFromHashes(t *testing.T) {
 		exec(db, `INSERT INTO main.vm_events (vm, idx) VALUES ('vm-a', ?)`, i)
 	}
 	exec(db, `DETACH DATABASE src`)
-	var stored []tlog.Hash
-	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			out[i] = stored[x]
-		}
-		return out, nil
-	})
-	for i, b := range w.Bodies {
-		hs, err := tlog.StoredHashes(int64(i), b, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored = append(stored, hs...)
-	}
+	stored := ledgertest.StoredHashes(t, w.Bodies)
 	for i, h := range stored {
 		exec(db, `INSERT INTO hashes (id, hash) VALUES (?, ?)`, i, h[:])
 	}
