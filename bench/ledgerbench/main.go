@@ -87,6 +87,8 @@ type config struct {
 	// queriesOnly skips the ingest: the store holds a log an earlier run
 	// with the same -events built (the workload is deterministic).
 	queriesOnly bool
+	// follow runs an indexer (Log.CatchUp in a loop) beside the ingests.
+	follow bool
 }
 
 func main() {
@@ -101,6 +103,7 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
 	flag.BoolVar(&c.queriesOnly, "queries-only", false, "time proofs and who-had on a log an earlier run built")
+	flag.BoolVar(&c.follow, "follow", true, "run the query indexer beside the ingests (false: only after them)")
 	flag.Parse()
 	if c.tx == 0 {
 		c.tx = 10000 // both backends: a sustained ingest batches what arrives
@@ -140,6 +143,7 @@ type Result struct {
 	TxEvents   int          `json:"tx_events"`
 	MeanBody   float64      `json:"mean_body_bytes"`
 	Ingest     IngestResult `json:"ingest"`
+	Index      IndexResult  `json:"index"`
 	Micro      Micro        `json:"micro"`
 	Prove      Latency      `json:"prove"`       // Prove + CheckRecord
 	ProveEntry Latency      `json:"prove_entry"` // Entry + Prove + CheckRecord
@@ -163,6 +167,18 @@ type IngestResult struct {
 	CommitSeconds float64   `json:"commit_seconds"`         // of which commit
 	AppendSeconds float64   `json:"append_seconds"`         // of which Tx.Append
 	LogSeconds    float64   `json:"log_cpu_seconds"`        // Ingest minus store: verify, parse, tree, checkpoint
+}
+
+// IndexResult times the query indexes following the log.
+type IndexResult struct {
+	Follow        bool    `json:"follow"`           // an indexer ran beside the ingests
+	LagAtEnd      int64   `json:"lag_at_end"`       // entries not indexed when the last Ingest returned
+	DrainSeconds  float64 `json:"drain_seconds"`    // waiting, after each million, for the indexer's round to end
+	CatchUpSecond float64 `json:"catch_up_seconds"` // the final CatchUp, after every ingest
+	// LogAndIndexPerSec is every event over the ingest, drain and
+	// catch-up time: the rate at which the log and its indexes both
+	// keep up.
+	LogAndIndexPerSec float64 `json:"log_and_index_per_sec"`
 }
 
 // Micro prices the Log's per-event checks alone (single thread).
@@ -289,7 +305,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 // verifies and parses its events while another holds the store's
 // transaction (Ingest serialises the transactions itself).
 func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *workload, res *Result, log *slog.Logger) error {
-	var made, signed, ingested time.Duration
+	var made, signed, ingested, drained time.Duration
 	var bodyBytes int64
 	sessionsPerTx := int64(c.tx / sessionEvents)
 	totalSessions := c.events / sessionEvents
@@ -327,12 +343,27 @@ func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *
 			signed += time.Since(t1)
 			txs = append(txs, batches)
 		}
+		f := startFollower(ctx, c.follow, l)
 		t0 := time.Now()
 		if err := ingestAll(ctx, l, txs, c.ingesters); err != nil {
+			f.stop()
 			return err
 		}
 		d := time.Since(t0)
 		ingested += d
+		if chunk+chunkSessions >= totalSessions {
+			n, err := l.Store().Indexed(ctx)
+			if err != nil {
+				f.stop()
+				return err
+			}
+			res.Index.LagAtEnd = c.events - n
+		}
+		t1 := time.Now()
+		if err := f.stop(); err != nil {
+			return err
+		}
+		drained += time.Since(t1)
 		done := min(totalSessions, chunk+chunkSessions) * sessionEvents
 		rate := float64(done-chunk*sessionEvents) / d.Seconds()
 		res.Ingest.PerMillion = append(res.Ingest.PerMillion, math.Round(rate))
@@ -345,6 +376,14 @@ func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *
 			res.Size1M = size
 		}
 	}
+	t0 := time.Now()
+	if _, err := l.CatchUp(ctx); err != nil {
+		return err
+	}
+	caught := time.Since(t0)
+	res.Index.Follow = c.follow
+	res.Index.DrainSeconds, res.Index.CatchUpSecond = drained.Seconds(), caught.Seconds()
+	res.Index.LogAndIndexPerSec = math.Round(float64(c.events) / (ingested + drained + caught).Seconds())
 	in := &res.Ingest
 	in.Seconds = ingested.Seconds()
 	in.EventsPerSec = math.Round(float64(c.events) / in.Seconds)
@@ -357,6 +396,45 @@ func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *
 	in.LogSeconds = in.Seconds - in.StoreSeconds
 	res.MeanBody = math.Round(float64(bodyBytes)/float64(c.events)*10) / 10
 	return nil
+}
+
+// follower runs Log.CatchUp in a loop until stopped; stop waits for the
+// round under way to end (not cancelled: its work counts).
+type follower struct {
+	done    chan struct{}
+	stopped chan error
+}
+
+func startFollower(ctx context.Context, on bool, l *ledger.Log) *follower {
+	f := &follower{done: make(chan struct{}), stopped: make(chan error, 1)}
+	if !on {
+		f.stopped <- nil
+		return f
+	}
+	go func() {
+		for {
+			select {
+			case <-f.done:
+				f.stopped <- nil
+				return
+			default:
+			}
+			n, err := l.CatchUp(ctx)
+			if err != nil {
+				f.stopped <- err
+				return
+			}
+			if cp, err := l.Store().Latest(ctx); err == nil && cp.Size == n {
+				time.Sleep(20 * time.Millisecond) // caught up: wait for ingests
+			}
+		}
+	}()
+	return f
+}
+
+func (f *follower) stop() error {
+	close(f.done)
+	return <-f.stopped
 }
 
 // ingestAll ingests txs with n concurrent Log.Ingest calls, in order of

@@ -424,7 +424,7 @@ func newLedgerRunsCmd(g *Globals) *cobra.Command {
 				return err
 			}
 			return withLedger(cmd.Context(), g, func(l *localLedger) error {
-				rs, err := l.st.Runs(cmd.Context(), f)
+				rs, err := l.log.Runs(cmd.Context(), f)
 				if err != nil {
 					return err
 				}

@@ -13,10 +13,16 @@
 //     is in canonical form (Parse) and names the batch's host. Otherwise it
 //     returns an error and writes nothing: a forged event never enters.
 //   - One Ingest is one Store transaction: the entries, their tree's tiles
-//     (TileHeight), the batches, the query indexes and the new signed checkpoint
-//     are committed together or not at all, so after a crash the tree, its
-//     entries and its latest checkpoint agree, and an acknowledged (returned)
-//     Ingest is in the log.
+//     (TileHeight), the batches and the new signed checkpoint are
+//     committed together or not at all, so after a crash the tree, its
+//     entries and its latest checkpoint agree, and an acknowledged
+//     (returned) Ingest is in the log.
+//   - The query indexes (leases, runs, timelines) follow the log (CatchUp,
+//     Follow): each index transaction covers the entries up to a
+//     checkpoint and records how far it reached, so the indexes always
+//     describe exactly the log of one signed checkpoint. WhoHad, Timeline
+//     and Runs catch up before they answer, and answer at the checkpoint
+//     the indexes reached.
 //   - Verify recomputes everything from the entry bodies — leaf and
 //     interior hashes, every checkpoint's root and signature, every
 //     batch's root and host signature — and reports a changed, deleted,
@@ -39,7 +45,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,6 +121,9 @@ func Sign(signer note.Signer, events ...Event) (SignedBatch, error) {
 type Options struct {
 	Now func() time.Time // the clock (time.Now when nil)
 	Log *slog.Logger     // discarded when nil
+	// IndexChunk bounds the entries of one index transaction (0:
+	// DefaultIndexChunk).
+	IndexChunk int64
 }
 
 // Log is a ledger on a Store, signing checkpoints with the log key.
@@ -126,7 +134,9 @@ type Log struct {
 	vkey     string
 	now      func() time.Time
 	log      *slog.Logger
-	mu       sync.Mutex // one Ingest at a time in this process
+	chunk    int64
+	mu       sync.Mutex    // one Ingest at a time in this process
+	ingested chan struct{} // poked after each Ingest, for Follow
 
 	signedMu sync.Mutex
 	signed   *Checkpoint // the last checkpoint checkSigned passed
@@ -147,9 +157,12 @@ func New(st Store, skey string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: log key: %w", err)
 	}
-	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log}
+	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log, ingested: make(chan struct{}, 1)}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	if l.chunk = opts.IndexChunk; l.chunk <= 0 {
+		l.chunk = DefaultIndexChunk
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -208,13 +221,13 @@ func (l *Log) Ingest(ctx context.Context, batches ...SignedBatch) (Checkpoint, e
 	if err != nil {
 		return Checkpoint{}, err
 	}
+	l.poke()
 	return cp, nil
 }
 
 // checkedEvent is an event of an ingest that passed the checks.
 type checkedEvent struct {
-	event Event
-	leaf  tlog.Hash
+	leaf tlog.Hash
 }
 
 // check verifies every batch's host and signature and parses every event
@@ -250,43 +263,24 @@ func (l *Log) check(ctx context.Context, batches []SignedBatch, total int) ([]ch
 		}
 		k += len(b.Events)
 	}
-	// Parse in parallel: worker w takes events w, w+W, w+2W, ...
-	type job struct {
-		batch, event int
-		body         []byte
-		host         string
+	// Parse in parallel (parsing is the CPU cost of an ingest).
+	bodies := make([][]byte, 0, total)
+	for _, b := range batches {
+		bodies = append(bodies, b.Events...)
 	}
-	jobs := make([]job, 0, total)
+	events, bad, err := parseAll(bodies)
+	k = 0
 	for bi, b := range batches {
-		for i, body := range b.Events {
-			jobs = append(jobs, job{bi, i, body, b.Host})
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), (total+255)/256)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := w; j < len(jobs); j += workers {
-				jb := jobs[j]
-				e, err := Parse(jb.body)
-				if err == nil && e.Host != jb.host {
-					err = fmt.Errorf("host %q in a batch signed by %q", e.Host, jb.host)
-				}
-				if err != nil {
-					errs[w] = fmt.Errorf("ledger: batch %d event %d: %w: %w", jb.batch, jb.event, err, ErrForged)
-					return
-				}
-				out[j].event = e
+		for i := range b.Events {
+			switch {
+			case err != nil && k == bad:
+			case err == nil && events[k].Host != b.Host:
+				err = fmt.Errorf("host %q in a batch signed by %q", events[k].Host, b.Host)
+			default:
+				k++
+				continue
 			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ledger: batch %d event %d: %w: %w", bi, i, err, ErrForged)
 		}
 	}
 	return out, nil
@@ -326,7 +320,6 @@ func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch, checked 
 		return Checkpoint{}, fmt.Errorf("ledger: tree: %w", err)
 	}
 	var a Append
-	ix := newIndexer(&a)
 	addTile := func(t TileData) error { a.Tiles = append(a.Tiles, t); return nil }
 	k := 0
 	for _, b := range batches {
@@ -337,7 +330,6 @@ func (l *Log) ingest(ctx context.Context, tx Tx, batches []SignedBatch, checked 
 			bf.add(c.leaf)
 			tb.add(f.add(c.leaf), addTile)
 			a.Entries = append(a.Entries, Entry{Index: n, Batch: id, Body: body})
-			ix.add(n, c.event)
 			n++
 		}
 		a.Batches = append(a.Batches, Batch{ID: id, Host: b.Host, First: id, Count: int64(len(b.Events)), Root: bf.root(), Sig: b.Sig})
@@ -535,86 +527,6 @@ func (f *frontier) root() tlog.Hash {
 		}
 	}
 	return h
-}
-
-// indexer derives the query index rows of ingested events. A lease or
-// run that starts and ends within one ingest is closed here, in order, so
-// a store applies each end to a row of an earlier ingest only, and at most
-// one end per lease or run.
-type indexer struct {
-	a         *Append
-	openLease map[leaseKey]int // index in a.Leases of a lease started in this ingest
-	endedOld  map[leaseKey]bool
-	openRun   map[runKey]int
-	endedRun  map[runKey]bool
-}
-
-type leaseKey struct {
-	ip            netip.Addr
-	mac, vm, host string
-}
-
-type runKey struct{ vm, host string }
-
-func newIndexer(a *Append) *indexer {
-	return &indexer{a: a, openLease: map[leaseKey]int{}, endedOld: map[leaseKey]bool{}, openRun: map[runKey]int{}, endedRun: map[runKey]bool{}}
-}
-
-func (x *indexer) startRun(r Run) {
-	x.openRun[runKey{r.VM, r.Host}] = len(x.a.Runs)
-	x.a.Runs = append(x.a.Runs, r)
-}
-
-func (x *indexer) endRun(vm, host string, to time.Time, index int64) {
-	k := runKey{vm, host}
-	if i, ok := x.openRun[k]; ok {
-		x.a.Runs[i].To, x.a.Runs[i].End = to, index
-		delete(x.openRun, k)
-		return
-	}
-	if !x.endedRun[k] {
-		x.endedRun[k] = true
-		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: vm, Host: host, To: to, Index: index})
-	}
-}
-
-func (x *indexer) add(index int64, e Event) {
-	if e.VM != "" {
-		x.a.VMEvents = append(x.a.VMEvents, VMEvent{VM: e.VM, Index: index})
-	}
-	switch e.Type {
-	case VMStarted, VMRestored:
-		d, _ := e.RunData() // checked by Parse
-		x.startRun(runOf(e, d, index))
-	case VMMigrated:
-		d, _ := e.MigrateData()
-		x.endRun(e.VM, d.From, e.Time, index)
-		x.startRun(runOf(e, d.Run, index))
-	case VMStopped:
-		x.endRun(e.VM, e.Host, e.Time, index)
-	case LeaseStart:
-		d, _ := e.LeaseData()
-		ip, _ := netip.ParseAddr(d.IP)
-		l := Lease{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, From: e.Time, Start: index, End: -1}
-		x.openLease[leaseKey{l.IP, l.MAC, l.VM, l.Host}] = len(x.a.Leases)
-		x.a.Leases = append(x.a.Leases, l)
-	case LeaseEndType:
-		d, _ := e.LeaseData()
-		ip, _ := netip.ParseAddr(d.IP)
-		k := leaseKey{ip.Unmap(), strings.ToLower(d.MAC), e.VM, e.Host}
-		if i, ok := x.openLease[k]; ok {
-			x.a.Leases[i].To, x.a.Leases[i].End = e.Time, index
-			delete(x.openLease, k)
-		} else if !x.endedOld[k] {
-			x.endedOld[k] = true
-			x.a.LeaseEnds = append(x.a.LeaseEnds, LeaseEnd{IP: k.ip, MAC: k.mac, VM: e.VM, Host: e.Host, To: e.Time, Index: index})
-		}
-	}
-}
-
-func runOf(e Event, d RunData, index int64) Run {
-	return Run{VM: e.VM, Name: d.Name, Host: e.Host, Owner: d.Owner, Image: d.Image, List: d.List, Endorser: d.Endorser,
-		From: e.Time, Start: index, End: -1}
 }
 
 // Problem is one finding of Verify.
@@ -984,6 +896,14 @@ var ErrNoLease = errors.New("no lease of that address at that time")
 func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer, error) {
 	ip = ip.Unmap()
 	h, err := l.st.Holder(ctx, ip, at)
+	if errors.Is(err, ErrNotFound) || err == nil && h.Checkpoint.Size < h.Latest {
+		// The indexes lag the log: catch up, then answer at the
+		// checkpoint they reached.
+		if _, err := l.CatchUp(ctx); err != nil {
+			return nil, err
+		}
+		h, err = l.st.Holder(ctx, ip, at)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
@@ -1045,12 +965,28 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 	return ans, nil
 }
 
-// Timeline returns the events about vm, in log order, proven in the latest
-// checkpoint.
+// Runs returns the runs matching f, once the indexes have caught up.
+func (l *Log) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	if _, err := l.CatchUp(ctx); err != nil {
+		return nil, err
+	}
+	return l.st.Runs(ctx, f)
+}
+
+// Timeline returns the events about vm, in log order, proven in the
+// checkpoint the indexes reached (caught up first: the latest when no
+// ingest ran meanwhile).
 func (l *Log) Timeline(ctx context.Context, vm string) ([]Proven, Checkpoint, error) {
-	cp, err := l.Checkpoint(ctx)
+	indexed, err := l.CatchUp(ctx)
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	cp, err := l.st.Checkpoint(ctx, indexed)
 	if err != nil {
 		return nil, Checkpoint{}, fmt.Errorf("ledger: %w", err)
+	}
+	if err := l.checkSigned(cp); err != nil {
+		return nil, Checkpoint{}, err
 	}
 	ix, err := l.st.Timeline(ctx, vm)
 	if err != nil {

@@ -29,8 +29,26 @@ type Store interface {
 	// nil; otherwise, or when ctx ends, nothing fn wrote remains. Updates
 	// are serialised (one writer).
 	Update(ctx context.Context, fn func(Tx) error) error
+	// UpdateIndex runs fn in one transaction on the query indexes, with
+	// the same all-or-nothing rule. UpdateIndex calls are serialised with
+	// each other; a store may run them beside Updates (one over a network
+	// does), so an index transaction does not hold up ingest.
+	UpdateIndex(ctx context.Context, fn func(IndexTx) error) error
 	Reader
 	Close() error
+}
+
+// IndexTx is an UpdateIndex's transaction. The query indexes (leases,
+// runs, timelines) follow the log: they hold the rows derived from the
+// entries [0, Indexed), and Indexed is always the size of a checkpoint.
+type IndexTx interface {
+	// Indexed is the number of entries the indexes cover.
+	Indexed(ctx context.Context) (int64, error)
+	// AppendIndex adds the index rows of entries [from, through) — a's
+	// Leases, LeaseEnds, Runs, RunEnds and VMEvents; its other fields
+	// must be empty — and sets Indexed to through. It fails, writing
+	// nothing, unless Indexed is from and from < through ≤ Size.
+	AppendIndex(ctx context.Context, a Append, from, through int64) error
 }
 
 // Reader is what may be read outside a transaction; each call sees one
@@ -54,17 +72,23 @@ type Reader interface {
 	// Batches calls fn for every batch in id order.
 	Batches(ctx context.Context, fn func(Batch) error) error
 	// Checkpoint returns the checkpoint of the given size; Latest the
-	// largest. ErrNotFound when there is none.
+	// largest; CheckpointAtMost the largest of size at most size.
+	// ErrNotFound when there is none.
 	Checkpoint(ctx context.Context, size int64) (Checkpoint, error)
 	Latest(ctx context.Context) (Checkpoint, error)
+	CheckpointAtMost(ctx context.Context, size int64) (Checkpoint, error)
+	// Indexed is the number of entries the query indexes cover (see
+	// IndexTx).
+	Indexed(ctx context.Context) (int64, error)
 	// Host returns an enrolled host; ErrNotFound when unknown.
 	Host(ctx context.Context, name string) (Host, error)
 	Hosts(ctx context.Context) ([]Host, error)
 	// LeasesAt returns the leases of ip that began at or before at, latest
 	// first, at most limit (the caller checks which still held at at).
 	LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) ([]Lease, error)
-	// Holder reads, in one snapshot, what who-had needs: the latest
-	// checkpoint (ErrNotFound when there is none), the latest lease of ip
+	// Holder reads, in one snapshot, what who-had needs: the checkpoint
+	// of the indexed size (ErrNotFound when there is none), the size of
+	// the latest checkpoint, the latest lease of ip
 	// that began at or before at (nil: none), and the run of that lease's
 	// VM on its host that covered at — began at or before at and not
 	// ended by then, the latest such (nil: none).
@@ -87,9 +111,11 @@ type Tx interface {
 	// Append adds a's rows, in field order. a.Entries must continue the
 	// log (the first index equals Size); a.Tiles replace the stored tiles
 	// with the same keys (a partial tile grows) or add them.
-	// Leases and Runs may arrive closed (To, End set); LeaseEnds and
-	// RunEnds close rows of earlier Appends still open (none: no change),
-	// at most one per lease or run.
+	// Index rows in a are written as AppendIndex writes them, without
+	// moving Indexed (the Log gives none: its indexes follow, through
+	// UpdateIndex). Leases and Runs may arrive closed (To, End set);
+	// LeaseEnds and RunEnds close rows of earlier Appends still open
+	// (none: no change), at most one per lease or run.
 	Append(ctx context.Context, a Append) error
 	// PutCheckpoint stores a checkpoint; one of the same size is replaced
 	// only by one with the same root (adding cosignatures).
@@ -192,14 +218,18 @@ type VMEvent struct {
 	Index int64
 }
 
-// Holding is Holder's answer.
+// Holding is Holder's answer: the lease and run as the indexes hold them
+// at Checkpoint (the indexed size); Latest is the latest checkpoint's
+// size (larger while the indexes catch up).
 type Holding struct {
 	Checkpoint Checkpoint
+	Latest     int64
 	Lease      *Lease
 	Run        *Run
 }
 
-// Append is what one ingest adds.
+// Append is what one ingest adds (Entries, Tiles, Batches) or one index
+// transaction (the rest; see IndexTx).
 type Append struct {
 	Entries   []Entry
 	Tiles     []TileData

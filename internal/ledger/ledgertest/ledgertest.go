@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +96,16 @@ func (w *World) Ingest(t testing.TB, events ...ledger.Event) ledger.Checkpoint {
 	return cp
 }
 
+// CatchUp brings the query indexes up to the latest checkpoint (Ingest
+// leaves them behind; queries of the Log catch up themselves, a Store's
+// do not).
+func (w *World) CatchUp(t testing.TB) {
+	t.Helper()
+	if _, err := w.Log.CatchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Ev is an event of type typ by host at T0+minutes.
 func Ev(t testing.TB, typ ledger.Type, host, vm string, minutes int, data any) ledger.Event {
 	t.Helper()
@@ -129,6 +140,7 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("RewrittenHistory", func(t *testing.T) { testRewrittenHistory(t, newWorld(t)) })
 	t.Run("ChangedRun", func(t *testing.T) { testChangedRun(t, newWorld(t)) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
+	t.Run("IndexFollows", func(t *testing.T) { testIndexFollows(t, newWorld(t)) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newWorld(t)) })
 	t.Run("Hosts", func(t *testing.T) { testHosts(t, newWorld(t)) })
@@ -596,6 +608,7 @@ func testHolder(t *testing.T, w *World) {
 		Ev(t, ledger.LeaseStart, "h1", "vm-x", 4, lease("52:54:00:00:00:07", ip.String())),
 		Ev(t, ledger.VMStopped, "h1", "vm-x", 6, nil))
 	cp := w.Ingest(t, Filler(t, "h2", 100, 2)...)
+	w.CatchUp(t)
 	for _, tc := range []struct {
 		name       string
 		ip         netip.Addr
@@ -727,7 +740,7 @@ func testRuns(t *testing.T, w *World) {
 		{"after 41", ledger.RunFilter{From: at(41)}, "b"},
 		{"limit", ledger.RunFilter{Limit: 2}, "a b"},
 	} {
-		rs, err := w.Store.Runs(ctx, tc.f)
+		rs, err := w.Log.Runs(ctx, tc.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -847,5 +860,149 @@ func testHosts(t *testing.T, w *World) {
 	hs, err := w.Store.Hosts(ctx)
 	if err != nil || len(hs) != 2 {
 		t.Fatalf("Hosts = %v, %v", hs, err)
+	}
+}
+
+// testIndexFollows: the query indexes follow the log. Ingest leaves them
+// behind; Holder answers at the indexed checkpoint; the Log's queries
+// catch up first; CatchUp works in chunks ending at checkpoints (an
+// ingest larger than a chunk is one); concurrent CatchUps index each
+// entry once; AppendIndex refuses a range that does not continue the
+// indexes.
+func testIndexFollows(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.0.0.9")
+	indexed := func() int64 {
+		t.Helper()
+		n, err := w.Store.Indexed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-x", 1, ledger.RunData{Name: "x", Owner: "alice", Image: "aa"}),
+		Ev(t, ledger.LeaseStart, "h1", "vm-x", 2, lease("52:54:00:00:00:09", ip.String())))
+	if n := indexed(); n != 0 {
+		t.Fatalf("Indexed after an ingest = %d, want 0 (the indexes follow)", n)
+	}
+	if _, err := w.Store.Holder(ctx, ip, T0.Add(5*time.Minute)); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("Holder before any indexing: %v, want ErrNotFound (no checkpoint indexed)", err)
+	}
+	first := w.Ingest(t, Filler(t, "h2", 10, 3)...)
+	if n, err := w.Log.CatchUp(ctx); err != nil || n != first.Size {
+		t.Fatalf("CatchUp = %d, %v; want %d", n, err, first.Size)
+	}
+	// The lease ends in an ingest the indexes have not reached: the store
+	// still answers at the indexed checkpoint, the Log catches up.
+	last := w.Ingest(t, Ev(t, ledger.LeaseEndType, "h1", "vm-x", 20, lease("52:54:00:00:00:09", ip.String())))
+	h, err := w.Store.Holder(ctx, ip, T0.Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Checkpoint.Size != first.Size || h.Latest != last.Size || h.Lease == nil || h.Lease.End != -1 {
+		t.Fatalf("Holder while behind = checkpoint %d latest %d lease %+v; want %d, %d, the lease still open", h.Checkpoint.Size, h.Latest, h.Lease, first.Size, last.Size)
+	}
+	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(30*time.Minute)); !errors.Is(err, ledger.ErrNoLease) {
+		t.Fatalf("WhoHad after the end = %+v, %v; want ErrNoLease (caught up)", ans, err)
+	}
+	if n := indexed(); n != last.Size {
+		t.Fatalf("Indexed after WhoHad = %d, want %d", n, last.Size)
+	}
+	ans, err := w.Log.WhoHad(ctx, ip, T0.Add(10*time.Minute))
+	if err != nil || ans.Checkpoint.Size != last.Size || ans.Lease.End != last.Size-1 {
+		t.Fatalf("WhoHad during the lease = %+v, %v", ans, err)
+	}
+
+	// Chunks of 13: ingests of 6 and 6 (one chunk), 16 (larger than a
+	// chunk), 6 and 2;
+	// four Logs on the store catch up at once.
+	var logs []*ledger.Log
+	for range 4 {
+		l, err := ledger.New(w.Store, w.LogKey, ledger.Options{IndexChunk: 13})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, l)
+	}
+	var events []ledger.Event
+	for i, n := range []int{3, 3, 8, 3, 1} {
+		var b []ledger.Event
+		for j := range n {
+			m := 100 + 10*i + j
+			b = append(b, Ev(t, ledger.VMStarted, "h1", fmt.Sprintf("vm-%d", m%3), m, ledger.RunData{Name: "r", Owner: fmt.Sprint(m)}),
+				Ev(t, ledger.VMStopped, "h1", fmt.Sprintf("vm-%d", m%3), m, nil))
+		}
+		w.Ingest(t, b...)
+		events = append(events, b...)
+	}
+	end, err := w.Store.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, len(logs))
+	for _, l := range logs {
+		go func() {
+			n, err := l.CatchUp(ctx)
+			if err == nil && n != end.Size {
+				err = fmt.Errorf("CatchUp = %d, want %d", n, end.Size)
+			}
+			errs <- err
+		}()
+	}
+	for range logs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := w.Log.Runs(ctx, ledger.RunFilter{Host: "h1", From: T0.Add(99 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs = slices.DeleteFunc(rs, func(r ledger.Run) bool { return r.VM == "vm-x" })
+	if len(rs) != len(events)/2 {
+		t.Errorf("%d runs after concurrent CatchUps, want %d (each entry indexed once)", len(rs), len(events)/2)
+	}
+	for _, vm := range []string{"vm-0", "vm-1", "vm-2"} {
+		ps, _, err := w.Log.Timeline(ctx, vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int64]bool{}
+		for _, p := range ps {
+			if seen[p.Entry.Index] {
+				t.Errorf("timeline of %s: entry %d twice", vm, p.Entry.Index)
+			}
+			seen[p.Entry.Index] = true
+		}
+	}
+
+	// AppendIndex refuses what does not continue the indexes, and writes
+	// nothing.
+	for _, tc := range []struct {
+		name          string
+		from, through int64
+	}{
+		{"from behind", end.Size - 1, end.Size},
+		{"beyond the log", end.Size, end.Size + 1},
+		{"empty range", end.Size, end.Size},
+	} {
+		err := w.Store.UpdateIndex(ctx, func(tx ledger.IndexTx) error {
+			return tx.AppendIndex(ctx, ledger.Append{Runs: []ledger.Run{{VM: "ghost", Host: "h1", From: T0, Start: 0, End: -1}}}, tc.from, tc.through)
+		})
+		if err == nil {
+			t.Errorf("AppendIndex %s: accepted", tc.name)
+		}
+	}
+	err = w.Store.UpdateIndex(ctx, func(tx ledger.IndexTx) error {
+		return tx.AppendIndex(ctx, ledger.Append{Entries: []ledger.Entry{{Index: end.Size, Body: []byte("x")}}}, end.Size, end.Size+1)
+	})
+	if err == nil {
+		t.Error("AppendIndex with an entry: accepted")
+	}
+	if rs, err := w.Store.Runs(ctx, ledger.RunFilter{VM: "ghost"}); err != nil || len(rs) != 0 {
+		t.Errorf("runs of ghost after refused AppendIndexes = %v, %v", rs, err)
+	}
+	if n := indexed(); n != end.Size {
+		t.Errorf("Indexed after refused AppendIndexes = %d, want %d", n, end.Size)
 	}
 }

@@ -42,6 +42,10 @@ import (
 // UpdateLockKey is the pg_advisory_xact_lock key every Update takes.
 const UpdateLockKey = 0x766d74727573_01 // "vmtrus" 1
 
+// IndexLockKey is the pg_advisory_xact_lock key every UpdateIndex takes:
+// index transactions are serialised with each other, not with Updates.
+const IndexLockKey = 0x766d74727573_03
+
 // migrateLockKey serialises migrations of concurrent Opens.
 const migrateLockKey = 0x766d74727573_02
 
@@ -98,7 +102,32 @@ func (s *Store) Close() error {
 
 // Update runs fn in one transaction holding the advisory lock
 // UpdateLockKey and commits it when fn returns nil and ctx has not ended.
-func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error) {
+func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
+	return s.update(ctx, UpdateLockKey, func(tx pgx.Tx) error { return fn(txn{tx}) })
+}
+
+// UpdateIndex is Update with the lock IndexLockKey: it runs beside
+// ingests.
+func (s *Store) UpdateIndex(ctx context.Context, fn func(ledger.IndexTx) error) error {
+	return s.update(ctx, IndexLockKey, func(tx pgx.Tx) error { return fn(txn{tx}) })
+}
+
+// Indexed is the number of entries the query indexes cover.
+func (s *Store) Indexed(ctx context.Context) (n int64, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error { n, err = indexed(ctx, c); return err })
+	return n, err
+}
+
+// CheckpointAtMost returns the largest checkpoint of size at most n.
+func (s *Store) CheckpointAtMost(ctx context.Context, n int64) (cp ledger.Checkpoint, err error) {
+	err = s.with(ctx, func(c *pgx.Conn) error {
+		cp, err = checkpoint(ctx, c, "WHERE size <= $1 ORDER BY size DESC LIMIT 1", n)
+		return err
+	})
+	return cp, err
+}
+
+func (s *Store) update(ctx context.Context, lock int64, fn func(pgx.Tx) error) (err error) {
 	c, err := s.pool.acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("ledger postgres: update: %w", err)
@@ -115,10 +144,10 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) (err error
 			tx.Rollback(rctx) // on failure the connection is closed, which aborts the transaction
 		}
 	}()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(UpdateLockKey)); err != nil {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lock); err != nil {
 		return fmt.Errorf("ledger postgres: update: lock: %w", err)
 	}
-	if err := fn(txn{tx}); err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -959,6 +959,11 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Fatalf("Open of a version-1 database: %v", err)
 	}
 	defer s.Close()
+	// Schema 1's indexes were written with its ingests: they cover the
+	// latest checkpoint, and nothing is indexed twice.
+	if n, err := s.Indexed(ctx); err != nil || n != cps[len(cps)-1].Size {
+		t.Errorf("Indexed() after upgrade = %d, %v; want %d", n, err, cps[len(cps)-1].Size)
+	}
 	var hashes bool
 	if err := c.QueryRow(ctx, "SELECT to_regclass('hashes') IS NOT NULL").Scan(&hashes); err != nil || hashes {
 		t.Errorf("hashes table after upgrade: exists %v, %v; want dropped", hashes, err)
@@ -1029,8 +1034,11 @@ func TestUpgradeFromV1Empty(t *testing.T) {
 	var version int
 	if err := s.with(ctx, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&version)
-	}); err != nil || version != 2 {
-		t.Errorf("schema version = %d, %v; want 2", version, err)
+	}); err != nil || version != 3 {
+		t.Errorf("schema version = %d, %v; want 3", version, err)
+	}
+	if n, err := s.Indexed(ctx); err != nil || n != 0 {
+		t.Errorf("Indexed() = %d, %v; want 0", n, err)
 	}
 
 	dsn = openV1(t)

@@ -102,6 +102,47 @@ func (t txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return err
 	}
+	return t.appendIndex(ctx, a)
+}
+
+// Indexed is the number of entries the query indexes cover.
+func (t txn) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, t.tx) }
+
+func indexed(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, "SELECT indexed FROM index_state WHERE id = 1").Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledger postgres: indexed: %w", err)
+	}
+	return n, nil
+}
+
+// AppendIndex adds the index rows of entries [from, through).
+func (t txn) AppendIndex(ctx context.Context, a ledger.Append, from, through int64) error {
+	if len(a.Entries)+len(a.Tiles)+len(a.Batches) > 0 {
+		return fmt.Errorf("ledger postgres: append index: entries, tiles or batches given")
+	}
+	n, err := t.Indexed(ctx)
+	if err != nil {
+		return err
+	}
+	sz, err := size(ctx, t.tx)
+	if err != nil {
+		return err
+	}
+	if n != from || through <= from || through > sz {
+		return fmt.Errorf("ledger postgres: append index of [%d, %d): %d indexed of %d entries", from, through, n, sz)
+	}
+	if err := t.appendIndex(ctx, a); err != nil {
+		return err
+	}
+	if _, err := t.tx.Exec(ctx, "UPDATE index_state SET indexed = $1 WHERE id = 1", through); err != nil {
+		return fmt.Errorf("ledger postgres: append index: %w", err)
+	}
+	return nil
+}
+
+// appendIndex adds a's index rows.
+func (t txn) appendIndex(ctx context.Context, a ledger.Append) error {
 	if err := t.copy(ctx, "leases", []string{"ip", "from_ts", "start_idx", "mac", "vm", "host"}, len(a.Leases), func(i int) []any {
 		l := a.Leases[i]
 		return []any{l.IP.String(), l.From, l.Start, l.MAC, l.VM, l.Host}
@@ -364,15 +405,15 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		var rVM, rName, rHost, rOwner, rImage, rList, rEndorser *string
 		var rFrom, rTo *time.Time
 		var rStart, rEnd *int64
-		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time,
+		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
-			FROM (SELECT size, root, note, time FROM checkpoints ORDER BY size DESC LIMIT 1) c
+			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
 			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
 			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2
 				AND (to_ts IS NULL OR to_ts > $2) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true`,
-			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime,
+			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -176,6 +176,56 @@ func (s *Store) Update(ctx context.Context, fn func(ledger.Tx) error) error {
 	return nil
 }
 
+// UpdateIndex runs fn in one write transaction (SQLite has one writer:
+// index transactions and Updates take turns).
+func (s *Store) UpdateIndex(ctx context.Context, fn func(ledger.IndexTx) error) error {
+	return s.Update(ctx, func(tx ledger.Tx) error { return fn(tx.(*txn)) })
+}
+
+// Indexed is the number of entries the query indexes cover.
+func (t *txn) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, t.s, t.q) }
+
+// Indexed is the number of entries the query indexes cover.
+func (s *Store) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, s, s.conns.R) }
+
+func indexed(ctx context.Context, s *Store, q querier) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT indexed FROM index_state WHERE id = 1`).Scan(&n); err != nil {
+		return 0, s.errf("indexed: %w", err)
+	}
+	return n, nil
+}
+
+// AppendIndex adds the index rows of entries [from, through).
+func (t *txn) AppendIndex(ctx context.Context, a ledger.Append, from, through int64) error {
+	if len(a.Entries)+len(a.Tiles)+len(a.Batches) > 0 {
+		return t.s.errf("append index: entries, tiles or batches given")
+	}
+	n, err := t.Indexed(ctx)
+	if err != nil {
+		return err
+	}
+	size, err := t.Size(ctx)
+	if err != nil {
+		return err
+	}
+	if n != from || through <= from || through > size {
+		return t.s.errf("append index of [%d, %d): %d indexed of %d entries", from, through, n, size)
+	}
+	if err := t.appendIndex(ctx, a); err != nil {
+		return err
+	}
+	if _, err := t.q.ExecContext(ctx, `UPDATE index_state SET indexed = ? WHERE id = 1`, through); err != nil {
+		return t.s.errf("append index: %w", err)
+	}
+	return nil
+}
+
+// CheckpointAtMost returns the largest checkpoint of size at most n.
+func (s *Store) CheckpointAtMost(ctx context.Context, n int64) (ledger.Checkpoint, error) {
+	return checkpoint(ctx, s, s.conns.R, `SELECT size, root, note, time FROM checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1`, n)
+}
+
 // txn is an Update's transaction; reads inside it see its writes.
 type txn struct {
 	s *Store
@@ -509,14 +559,14 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 	return out, rows.Err()
 }
 
-// Holder reads the latest checkpoint, ip's lease at at and its VM's run
-// in one query (one snapshot).
+// Holder reads the indexed checkpoint, the latest's size, ip's lease at
+// at and its VM's run in one query (one snapshot).
 func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
 	t := sqlitedb.EncodeTime(at)
-	row := s.conns.R.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time,
+	row := s.conns.R.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
-		FROM (SELECT size, root, note, time FROM checkpoints ORDER BY size DESC LIMIT 1) c
+		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
 		LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
 		LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= ?
@@ -531,7 +581,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	var rStart, rEnd sql.NullInt64
 	var r ledger.Run
 	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
-		&lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
+		&h.Latest, &lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
 		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
@@ -729,6 +779,11 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append batches: %w", err)
 	}
+	return t.appendIndex(ctx, a)
+}
+
+// appendIndex adds a's index rows.
+func (t *txn) appendIndex(ctx context.Context, a ledger.Append) error {
 	if err := multiInsert(ctx, t.q, `INSERT INTO leases (ip, from_ts, start_idx, mac, vm, host)`, 6, len(a.Leases), func(i int) []any {
 		l := a.Leases[i]
 		return []any{l.IP.Unmap().String(), sqlitedb.EncodeTime(l.From), l.Start, l.MAC, l.VM, l.Host}

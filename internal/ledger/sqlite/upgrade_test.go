@@ -38,6 +38,7 @@ func TestUpgradeFromHashes(t *testing.T) {
 		ev(t, ledger.LeaseStart, "h1", "vm-a", 41, ledger.LeaseData{MAC: "52:54:00:00:00:01", IP: "10.0.0.5"}))
 	w.Ingest(t, ledgertest.Filler(t, "h2", 50, 20)...)
 	w.Ingest(t, ev(t, ledger.LeaseEndType, "h1", "vm-a", 80, ledger.LeaseData{MAC: "52:54:00:00:00:01", IP: "10.0.0.5"}))
+	w.CatchUp(t)
 	want, err := src.Timeline(ctx, "vm-a")
 	if err != nil || len(want) < 3 {
 		t.Fatalf("source timeline = %v, %v", want, err)
@@ -86,6 +87,11 @@ func TestUpgradeFromHashes(t *testing.T) {
 	var n int
 	if err := st.conns.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('hashes', 'vm_events', 'leases_open', 'runs_open')`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("schema-1 tables or indexes left: %d, %v", n, err)
+	}
+	// Schema 1's indexes were written with its ingests: they cover the
+	// latest checkpoint, and nothing is indexed twice.
+	if n, err := st.Indexed(ctx); err != nil || n != int64(len(w.Bodies)) {
+		t.Errorf("Indexed() after upgrade = %d, %v; want %d", n, err, len(w.Bodies))
 	}
 	l, err := ledger.New(st, w.LogKey, ledger.Options{})
 	if err != nil {
