@@ -32,6 +32,8 @@
 #   SAMPLES    proofs and who-had queries timed per backend (default: 20000)
 #   BACKENDS   which to run (default: "sqlite postgres")
 #   INGESTERS  concurrent Log.Ingest calls (default: 2)
+#   FOLLOW     true: the query indexer runs beside the ingests; false: it
+#              catches up after them (default: true)
 #   PG_SHARED_BUFFERS  PostgreSQL's shared_buffers in MB (default: 4096)
 #
 # Needs: go; for PostgreSQL /usr/lib/postgresql/15/bin (scripts/setup.sh).
@@ -45,6 +47,7 @@ EVENTS=${EVENTS:-10000000}
 SAMPLES=${SAMPLES:-20000}
 BACKENDS=${BACKENDS:-sqlite postgres}
 INGESTERS=${INGESTERS:-2}
+FOLLOW=${FOLLOW:-true}
 PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-4096}
 PGBIN=/usr/lib/postgresql/15/bin
 
@@ -56,6 +59,7 @@ for v in EVENTS SAMPLES INGESTERS PG_SHARED_BUFFERS; do
 done
 ((EVENTS >= 10000 && EVENTS % 10000 == 0)) || die "EVENTS must be a multiple of 10000"
 ((SAMPLES >= 100)) || die "SAMPLES must be at least 100"
+[[ $FOLLOW == true || $FOLLOW == false ]] || die "FOLLOW must be true or false"
 command -v go >/dev/null || die "go is not installed"
 
 BENCH_DIR=$(mktemp -d "${BENCH_DIR:-/var/tmp}/vmtrust-ledger-bench.XXXXXX")
@@ -132,7 +136,7 @@ for b in $BACKENDS; do
 	*) die "backend $b: want sqlite or postgres" ;;
 	esac
 	log "$b: $EVENTS events"
-	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -ingesters "$INGESTERS" -cpuprofile "$BENCH_DIR/$b.prof" >"$BENCH_DIR/$b.json"
+	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -ingesters "$INGESTERS" -follow="$FOLLOW" -cpuprofile "$BENCH_DIR/$b.prof" >"$BENCH_DIR/$b.json"
 	cat "$BENCH_DIR/$b.json" >&2
 	log "$b: where the ingest's CPU went (go tool pprof -top)"
 	(cd "$ROOT" && go tool pprof -top -nodecount=30 "$BENCH_DIR/ledgerbench" "$BENCH_DIR/$b.prof" 2>/dev/null | sed 's/^/  /' >&2) || true
@@ -154,6 +158,10 @@ row("events (leases)", lambda x: f"{x['events']:,} ({x['leases']:,})")
 row("events per Ingest, mean body", lambda x: f"{x['tx_events']:,}, {x['mean_body_bytes']} B")
 row("ingest events/s, all", lambda x: f"{x['ingest']['events_per_sec']:,.0f}")
 row("ingest events/s per million", lambda x: ", ".join(f"{v:,.0f}" for v in x['ingest']['per_million_per_sec'] or []))
+row("indexer beside the ingests", lambda x: "yes" if x['index']['follow'] else "no: after them")
+row("entries not indexed when the last Ingest returned", lambda x: f"{x['index']['lag_at_end']:,}")
+row("index seconds after the ingests: drain / catch-up", lambda x: f"{x['index']['drain_seconds']:.1f} / {x['index']['catch_up_seconds']:.1f}")
+row("log and indexes, events/s (all events ÷ ingest + drain + catch-up)", lambda x: f"{x['index']['log_and_index_per_sec']:,.0f}")
 row("with NewEvent + Sign in the same thread", lambda x: f"{x['ingest']['with_make_sign_per_sec']:,.0f}")
 row("seconds: make / sign / Ingest", lambda x: f"{x['ingest']['make_seconds']:.1f} / {x['ingest']['sign_seconds']:.1f} / {x['ingest']['seconds']:.1f}")
 row("Ingest seconds: Log (verify, parse, tree) / store (Append, begin+commit)", lambda x: f"{x['ingest']['log_cpu_seconds']:.1f} / {x['ingest']['store_seconds']:.1f} ({x['ingest']['append_seconds']:.1f}, {x['ingest']['commit_seconds']:.1f})")

@@ -39,8 +39,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -87,6 +87,8 @@ type config struct {
 	// queriesOnly skips the ingest: the store holds a log an earlier run
 	// with the same -events built (the workload is deterministic).
 	queriesOnly bool
+	// queryProfile is a CPU profile of the query phase.
+	queryProfile string
 	// follow runs an indexer (Log.CatchUp in a loop) beside the ingests.
 	follow bool
 }
@@ -103,6 +105,7 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
 	flag.BoolVar(&c.queriesOnly, "queries-only", false, "time proofs and who-had on a log an earlier run built")
+	flag.StringVar(&c.queryProfile, "queryprofile", "", "write a CPU profile of the query phase to this file")
 	flag.BoolVar(&c.follow, "follow", true, "run the query indexer beside the ingests (false: only after them)")
 	flag.Parse()
 	if c.tx == 0 {
@@ -225,7 +228,9 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	defer st.Close()
 	timed := &timedStore{Store: st}
-	lkey, _, err := note.GenerateKey(rand.Reader, "bench.vmtrust.example/ledger")
+	// The log key is the seed's, so that -queries-only finds the
+	// checkpoints an earlier run signed.
+	lkey, _, err := note.GenerateKey(mrand.NewChaCha8(seedKey(c.seed)), "bench.vmtrust.example/ledger")
 	if err != nil {
 		return err
 	}
@@ -282,6 +287,17 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	rng := mrand.New(mrand.NewPCG(c.seed, 1))
+	if c.queryProfile != "" {
+		f, err := os.Create(c.queryProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	log.Info("proofs", "samples", c.samples)
 	if res.Prove, res.ProveEntry, err = proofs(ctx, l, cp, c.samples, rng); err != nil {
 		return err
@@ -396,6 +412,12 @@ func ingest(ctx context.Context, c config, l *ledger.Log, timed *timedStore, w *
 	in.LogSeconds = in.Seconds - in.StoreSeconds
 	res.MeanBody = math.Round(float64(bodyBytes)/float64(c.events)*10) / 10
 	return nil
+}
+
+// seedKey is a ChaCha8 seed from seed.
+func seedKey(seed uint64) (k [32]byte) {
+	binary.LittleEndian.PutUint64(k[:], seed)
+	return k
 }
 
 // follower runs Log.CatchUp in a loop until stopped; stop waits for the

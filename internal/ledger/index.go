@@ -176,15 +176,26 @@ func (l *Log) Follow(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// indexer derives the query index rows of ingested events. A lease or
-// run that starts and ends within one ingest is closed here, in order, so
-// a store applies each end to a row of an earlier ingest only, and at most
-// one end per lease or run.
+// indexer derives the query index rows of a range of entries (one index
+// chunk). The rule, which makes the rows independent of where chunks
+// end: an end event closes every lease of its (ip, mac, vm, host), or run
+// of its (vm, host), that began before it (smaller entry index) and is
+// still open; a row already closed keeps its first end. A migration ends
+// the run on its source host and starts one on its host, by the same rule.
+//
+// Rows begun in the chunk are closed here, all of a key's open ones at
+// each end. For rows of earlier chunks the indexer emits one LeaseEnd or
+// RunEnd per key: the first end of the key in the chunk. That suffices,
+// because every row of an earlier chunk still open when the chunk begins
+// started before that first end, which therefore closes all of them
+// (stores apply an end only to open rows that began before it); a later
+// end of the key in the chunk would find them closed, and closes rows of
+// the chunk only, which are closed here.
 type indexer struct {
 	a         *Append
-	openLease map[leaseKey]int // index in a.Leases of a lease started in this ingest
+	openLease map[leaseKey][]int // indexes in a.Leases of open leases begun in this chunk
 	endedOld  map[leaseKey]bool
-	openRun   map[runKey]int
+	openRun   map[runKey][]int
 	endedRun  map[runKey]bool
 }
 
@@ -196,21 +207,21 @@ type leaseKey struct {
 type runKey struct{ vm, host string }
 
 func newIndexer(a *Append) *indexer {
-	return &indexer{a: a, openLease: map[leaseKey]int{}, endedOld: map[leaseKey]bool{}, openRun: map[runKey]int{}, endedRun: map[runKey]bool{}}
+	return &indexer{a: a, openLease: map[leaseKey][]int{}, endedOld: map[leaseKey]bool{}, openRun: map[runKey][]int{}, endedRun: map[runKey]bool{}}
 }
 
 func (x *indexer) startRun(r Run) {
-	x.openRun[runKey{r.VM, r.Host}] = len(x.a.Runs)
+	k := runKey{r.VM, r.Host}
+	x.openRun[k] = append(x.openRun[k], len(x.a.Runs))
 	x.a.Runs = append(x.a.Runs, r)
 }
 
 func (x *indexer) endRun(vm, host string, to time.Time, index int64) {
 	k := runKey{vm, host}
-	if i, ok := x.openRun[k]; ok {
+	for _, i := range x.openRun[k] {
 		x.a.Runs[i].To, x.a.Runs[i].End = to, index
-		delete(x.openRun, k)
-		return
 	}
+	delete(x.openRun, k)
 	if !x.endedRun[k] {
 		x.endedRun[k] = true
 		x.a.RunEnds = append(x.a.RunEnds, RunEnd{VM: vm, Host: host, To: to, Index: index})
@@ -235,16 +246,18 @@ func (x *indexer) add(index int64, e Event) {
 		d, _ := e.LeaseData()
 		ip, _ := netip.ParseAddr(d.IP)
 		l := Lease{IP: ip.Unmap(), MAC: strings.ToLower(d.MAC), VM: e.VM, Host: e.Host, From: e.Time, Start: index, End: -1}
-		x.openLease[leaseKey{l.IP, l.MAC, l.VM, l.Host}] = len(x.a.Leases)
+		k := leaseKey{l.IP, l.MAC, l.VM, l.Host}
+		x.openLease[k] = append(x.openLease[k], len(x.a.Leases))
 		x.a.Leases = append(x.a.Leases, l)
 	case LeaseEndType:
 		d, _ := e.LeaseData()
 		ip, _ := netip.ParseAddr(d.IP)
 		k := leaseKey{ip.Unmap(), strings.ToLower(d.MAC), e.VM, e.Host}
-		if i, ok := x.openLease[k]; ok {
+		for _, i := range x.openLease[k] {
 			x.a.Leases[i].To, x.a.Leases[i].End = e.Time, index
-			delete(x.openLease, k)
-		} else if !x.endedOld[k] {
+		}
+		delete(x.openLease, k)
+		if !x.endedOld[k] {
 			x.endedOld[k] = true
 			x.a.LeaseEnds = append(x.a.LeaseEnds, LeaseEnd{IP: k.ip, MAC: k.mac, VM: e.VM, Host: e.Host, To: e.Time, Index: index})
 		}

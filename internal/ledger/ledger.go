@@ -26,9 +26,11 @@
 //   - Verify recomputes everything from the entry bodies — leaf and
 //     interior hashes, every checkpoint's root and signature, every
 //     batch's root and host signature — and reports a changed, deleted,
-//     inserted or reordered entry, or a changed tile, as a Problem. Ingest
-//     refuses to extend a stored tree whose root is not the latest
-//     checkpoint's.
+//     inserted or reordered entry, or a changed tile, as a Problem. It
+//     also derives the query index rows of the indexed entries again and
+//     reports every lease, lease end, run, run end or timeline row that
+//     is missing, extra or different. Ingest refuses to extend a stored
+//     tree whose root is not the latest checkpoint's.
 //   - Inclusion (Prove) and consistency (ProveTree) proofs come from the
 //     stored tiles and are checked with tlog.CheckRecord / CheckTree
 //     against a checkpoint the checker already trusts; a row changed in the
@@ -714,6 +716,9 @@ func (l *Log) Verify(ctx context.Context) (*Report, error) {
 	// earlier sizes are recomputed from the stored tiles once those were
 	// checked above.
 	if err := l.verifyCheckpoints(ctx, rep, latest, bound); err != nil {
+		return nil, err
+	}
+	if err := l.verifyIndex(ctx, rep, bound); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -97,6 +97,17 @@ type Reader interface {
 	Runs(ctx context.Context, f RunFilter) ([]Run, error)
 	// Timeline returns the entry indexes of the events about vm, in order.
 	Timeline(ctx context.Context, vm string) ([]int64, error)
+	// ScanLeases calls fn for every stored lease, by Start (then IP),
+	// with To and End from its lease end (zero and -1: none); a lease end
+	// whose lease is not stored comes as a Lease with the zero IP, its
+	// Start, To and End. ScanRuns calls fn for every stored run, by
+	// Start. ScanTimeline calls fn for every (VM, entry index) the
+	// timelines hold, rows in no particular order. Each stops at fn's
+	// first error; a stored row that does not parse is an error wrapping
+	// ErrCorruptIndex. Verify compares them with the rows it derives.
+	ScanLeases(ctx context.Context, fn func(Lease) error) error
+	ScanRuns(ctx context.Context, fn func(Run) error) error
+	ScanTimeline(ctx context.Context, fn func(VMEvent) error) error
 }
 
 // Tx is an Update's transaction.
@@ -114,8 +125,10 @@ type Tx interface {
 	// Index rows in a are written as AppendIndex writes them, without
 	// moving Indexed (the Log gives none: its indexes follow, through
 	// UpdateIndex). Leases and Runs may arrive closed (To, End set);
-	// LeaseEnds and RunEnds close rows of earlier Appends still open
-	// (none: no change), at most one per lease or run.
+	// A LeaseEnd closes every lease of its (ip, mac, vm, host), a RunEnd
+	// every run of its (vm, host), that began before it (smaller start
+	// index) and is still open; a row keeps its first end (none to close:
+	// no change).
 	Append(ctx context.Context, a Append) error
 	// PutCheckpoint stores a checkpoint; one of the same size is replaced
 	// only by one with the same root (adding cosignatures).

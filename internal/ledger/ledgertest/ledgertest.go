@@ -36,6 +36,12 @@ type Tamperer interface {
 	TamperSetTile(ctx context.Context, k ledger.TileKey, data []byte) error
 	TamperSetCheckpointRoot(ctx context.Context, size int64, root tlog.Hash) error
 	TamperSetRunOwner(ctx context.Context, vm, owner string) error
+	// The index rows, by the entry that began the lease or run.
+	TamperDeleteLeaseEnd(ctx context.Context, start int64) error
+	TamperSetLeaseVM(ctx context.Context, start int64, vm string) error
+	TamperAddTimeline(ctx context.Context, vm string, idx int64) error
+	TamperReopenRun(ctx context.Context, start int64) error
+	TamperDeleteRun(ctx context.Context, start int64) error
 }
 
 // Opener returns a new, empty store and its tamperer; the test closes it.
@@ -141,6 +147,8 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("ChangedRun", func(t *testing.T) { testChangedRun(t, newWorld(t)) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
 	t.Run("IndexFollows", func(t *testing.T) { testIndexFollows(t, newWorld(t)) })
+	t.Run("IndexChunks", func(t *testing.T) { testIndexChunks(t, newWorld) })
+	t.Run("TamperIndex", func(t *testing.T) { testTamperIndex(t, newWorld) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, newWorld(t)) })
 	t.Run("Hosts", func(t *testing.T) { testHosts(t, newWorld(t)) })

@@ -108,3 +108,29 @@ func (s *Store) tamper(ctx context.Context, what string, want int64, stmt string
 		return nil
 	})
 }
+
+// TamperDeleteLeaseEnd deletes the end of the lease begun at entry start.
+func (s *Store) TamperDeleteLeaseEnd(ctx context.Context, start int64) error {
+	return s.tamper(ctx, fmt.Sprintf("delete the end of lease %d", start), 1, "DELETE FROM lease_ends WHERE start_idx = $1", start)
+}
+
+// TamperSetLeaseVM replaces the VM of the lease begun at entry start.
+func (s *Store) TamperSetLeaseVM(ctx context.Context, start int64, vm string) error {
+	return s.tamper(ctx, fmt.Sprintf("set the vm of lease %d", start), 1, "UPDATE leases SET vm = $2 WHERE start_idx = $1", start, vm)
+}
+
+// TamperAddTimeline adds a timeline row putting entry idx under vm.
+func (s *Store) TamperAddTimeline(ctx context.Context, vm string, idx int64) error {
+	return s.tamper(ctx, fmt.Sprintf("add timeline row %s %d", vm, idx), 1,
+		"INSERT INTO vm_timeline (vm, first_idx, idxs) VALUES ($1, $2, $3)", vm, idx, []int64{idx})
+}
+
+// TamperReopenRun makes the run begun at entry start open again.
+func (s *Store) TamperReopenRun(ctx context.Context, start int64) error {
+	return s.tamper(ctx, fmt.Sprintf("reopen run %d", start), 1, "UPDATE runs SET to_ts = NULL, end_idx = -1 WHERE start_idx = $1", start)
+}
+
+// TamperDeleteRun deletes the run begun at entry start.
+func (s *Store) TamperDeleteRun(ctx context.Context, start int64) error {
+	return s.tamper(ctx, fmt.Sprintf("delete run %d", start), 1, "DELETE FROM runs WHERE start_idx = $1", start)
+}

@@ -190,10 +190,12 @@ func (t txn) appendIndex(ctx context.Context, a ledger.Append) error {
 		for i, e := range a.RunEnds {
 			vms[i], hosts[i], tos[i], idxs[i] = e.VM, e.Host, e.To, e.Index
 		}
-		// Found through runs_vm (vm, from_ts).
+		// Found through runs_vm (vm, from_ts). An end closes every run of
+		// (vm, host) still open that began before it (not one this chunk
+		// began after it); the indexer gives one end per (vm, host).
 		if _, err := t.tx.Exec(ctx, `UPDATE runs r SET to_ts = e.to_ts, end_idx = e.idx
 			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS e(vm, host, to_ts, idx)
-			WHERE r.vm = e.vm AND r.host = e.host AND r.end_idx = -1`,
+			WHERE r.vm = e.vm AND r.host = e.host AND r.end_idx = -1 AND r.start_idx < e.idx`,
 			vms, hosts, tos, idxs); err != nil {
 			return fmt.Errorf("ledger postgres: append: run ends: %w", err)
 		}
@@ -524,6 +526,106 @@ func (s *Store) Timeline(ctx context.Context, vm string) (idx []int64, err error
 		return nil, err
 	}
 	return emptyNil(idx), nil
+}
+
+// ScanLeases calls fn for every lease (and lease end without its lease)
+// by start index, streaming on one connection.
+func (s *Store) ScanLeases(ctx context.Context, fn func(ledger.Lease) error) error {
+	return s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT l.ip, COALESCE(l.mac, ''), COALESCE(l.vm, ''), COALESCE(l.host, ''), l.from_ts, e.to_ts,
+			COALESCE(l.start_idx, e.start_idx), COALESCE(e.end_idx, -1)
+			FROM leases l FULL OUTER JOIN lease_ends e ON e.start_idx = l.start_idx
+			ORDER BY COALESCE(l.start_idx, e.start_idx), l.ip`)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: scan leases: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l ledger.Lease
+			var ipText *string
+			var from, to *time.Time
+			if err := rows.Scan(&ipText, &l.MAC, &l.VM, &l.Host, &from, &to, &l.Start, &l.End); err != nil {
+				return fmt.Errorf("ledger postgres: scan leases: %w: %w", ledger.ErrCorruptIndex, err)
+			}
+			l.From, l.To = fromNull(from), fromNull(to)
+			if ipText != nil {
+				if l.IP, err = netip.ParseAddr(*ipText); err != nil {
+					return fmt.Errorf("ledger postgres: scan leases: lease at %d: %w: %w", l.Start, ledger.ErrCorruptIndex, err)
+				}
+			}
+			if err := fn(l); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger postgres: scan leases: %w", err)
+		}
+		return nil
+	})
+}
+
+// ScanRuns calls fn for every run by start index, streaming on one
+// connection.
+func (s *Store) ScanRuns(ctx context.Context, fn func(ledger.Run) error) error {
+	return s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx
+			FROM runs ORDER BY start_idx`)
+		if err != nil {
+			return fmt.Errorf("ledger postgres: scan runs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r ledger.Run
+			var to *time.Time
+			if err := rows.Scan(&r.VM, &r.Name, &r.Host, &r.Owner, &r.Image, &r.List, &r.Endorser, &r.From, &to, &r.Start, &r.End); err != nil {
+				return fmt.Errorf("ledger postgres: scan runs: %w: %w", ledger.ErrCorruptIndex, err)
+			}
+			r.From, r.To = r.From.UTC(), fromNull(to)
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger postgres: scan runs: %w", err)
+		}
+		return nil
+	})
+}
+
+// ScanTimeline calls fn for every (vm, index) of every timeline row, each
+// row checked alone (checkTimelineRow), streaming on one connection.
+func (s *Store) ScanTimeline(ctx context.Context, fn func(ledger.VMEvent) error) error {
+	return s.with(ctx, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, "SELECT vm, first_idx, idxs, COALESCE(array_ndims(idxs), 0) FROM vm_timeline ORDER BY vm, first_idx")
+		if err != nil {
+			return fmt.Errorf("ledger postgres: scan timeline: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var vm string
+			var first int64
+			var ix []int64
+			var dims int32
+			if err := rows.Scan(&vm, &first, &ix, &dims); err != nil {
+				return fmt.Errorf("ledger postgres: scan timeline: %w: %w", ledger.ErrCorruptIndex, err)
+			}
+			if dims > 1 {
+				return fmt.Errorf("ledger postgres: scan timeline: row of %q at %d: %w: array of %d dimensions", vm, first, ledger.ErrCorruptIndex, dims)
+			}
+			if err := checkTimelineRow(first, ix, nil); err != nil {
+				return fmt.Errorf("ledger postgres: scan timeline: row of %q at %d: %w: %w", vm, first, ledger.ErrCorruptIndex, err)
+			}
+			for _, x := range ix {
+				if err := fn(ledger.VMEvent{VM: vm, Index: x}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("ledger postgres: scan timeline: %w", err)
+		}
+		return nil
+	})
 }
 
 // maxTimelineRow bounds one vm_timeline row: an Append holds at most

@@ -9,8 +9,8 @@
 // connection whose transactions take the write lock when they begin, so
 // Updates from several processes serialise; a versioned schema
 // (migrations/NNNN_name.sql) and a database newer than the binary is
-// refused. A lease end closes only leases of its (ip, mac, vm, host) that
-// began before it; a timeline row whose index list is not canonical,
+// refused. A lease end closes only leases of its (ip, mac, vm, host), a
+// run end only runs of its (vm, host), that began before it; a timeline row whose index list is not canonical,
 // ascending and starting at its first_idx is an error of Timeline. Open
 // converts a schema-1 ledger's stored hashes into tiles in one
 // transaction after the migration's (a crash between them leaves no
@@ -50,9 +50,15 @@ const cacheKiB = 256 << 10
 // database once per checkpoint rather than after each commit.
 const checkpointPages = 50000
 
+// mmapBytes is how much of the file the readers map: a who-had reads a
+// few pages at random, which were each a pread (measured: a fifth of
+// its time at 1M events).
+const mmapBytes = 64 << 30
+
 // Store is the SQLite ledger store.
 type Store struct {
 	conns *sqlitedb.Conns
+	rq    *stmtCache // reads, on conns.R
 	path  string
 }
 
@@ -64,11 +70,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := sqlitedb.Open(ctx, path, ms, sqlitedb.Options{Subject: "ledger", Log: log, WriterCacheKiB: cacheKiB, CheckpointPages: checkpointPages})
+	c, err := sqlitedb.Open(ctx, path, ms, sqlitedb.Options{Subject: "ledger", Log: log, WriterCacheKiB: cacheKiB, CheckpointPages: checkpointPages, ReaderMmapBytes: mmapBytes})
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{conns: c, path: c.Path}
+	s := &Store{conns: c, rq: newStmtCache(c.R), path: c.Path}
 	if err := s.hashesToTiles(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -140,7 +146,10 @@ func (s *Store) hashesToTiles(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.conns.Close() }
+func (s *Store) Close() error {
+	s.rq.close()
+	return s.conns.Close()
+}
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
@@ -186,7 +195,7 @@ func (s *Store) UpdateIndex(ctx context.Context, fn func(ledger.IndexTx) error) 
 func (t *txn) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, t.s, t.q) }
 
 // Indexed is the number of entries the query indexes cover.
-func (s *Store) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, s, s.conns.R) }
+func (s *Store) Indexed(ctx context.Context) (int64, error) { return indexed(ctx, s, s.rq) }
 
 func indexed(ctx context.Context, s *Store, q querier) (int64, error) {
 	var n int64
@@ -223,7 +232,7 @@ func (t *txn) AppendIndex(ctx context.Context, a ledger.Append, from, through in
 
 // CheckpointAtMost returns the largest checkpoint of size at most n.
 func (s *Store) CheckpointAtMost(ctx context.Context, n int64) (ledger.Checkpoint, error) {
-	return checkpoint(ctx, s, s.conns.R, `SELECT size, root, note, time FROM checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1`, n)
+	return checkpoint(ctx, s, s.rq, `SELECT size, root, note, time FROM checkpoints WHERE size <= ? ORDER BY size DESC LIMIT 1`, n)
 }
 
 // txn is an Update's transaction; reads inside it see its writes.
@@ -241,15 +250,15 @@ func (t *txn) Host(ctx context.Context, name string) (ledger.Host, error) {
 }
 func (t *txn) Latest(ctx context.Context) (ledger.Checkpoint, error) { return latest(ctx, t.s, t.q) }
 
-func (s *Store) Size(ctx context.Context) (int64, error) { return size(ctx, s, s.conns.R) }
+func (s *Store) Size(ctx context.Context) (int64, error) { return size(ctx, s, s.rq) }
 func (s *Store) ReadTiles(ctx context.Context, keys []ledger.TileKey) ([][]byte, error) {
-	return readTiles(ctx, s, s.conns.R, keys)
+	return readTiles(ctx, s, s.rq, keys)
 }
 func (s *Store) Host(ctx context.Context, name string) (ledger.Host, error) {
-	return host(ctx, s, s.conns.R, name)
+	return host(ctx, s, s.rq, name)
 }
 func (s *Store) Latest(ctx context.Context) (ledger.Checkpoint, error) {
-	return latest(ctx, s, s.conns.R)
+	return latest(ctx, s, s.rq)
 }
 
 func size(ctx context.Context, s *Store, q querier) (int64, error) {
@@ -338,12 +347,12 @@ func checkpoint(ctx context.Context, s *Store, q querier, query string, args ...
 
 // Checkpoint returns the checkpoint of size n.
 func (s *Store) Checkpoint(ctx context.Context, n int64) (ledger.Checkpoint, error) {
-	return checkpoint(ctx, s, s.conns.R, `SELECT size, root, note, time FROM checkpoints WHERE size = ?`, n)
+	return checkpoint(ctx, s, s.rq, `SELECT size, root, note, time FROM checkpoints WHERE size = ?`, n)
 }
 
 // CheckpointSizes lists the sizes of every stored checkpoint.
 func (s *Store) CheckpointSizes(ctx context.Context) ([]int64, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT size FROM checkpoints ORDER BY size`)
+	rows, err := s.rq.QueryContext(ctx, `SELECT size FROM checkpoints ORDER BY size`)
 	if err != nil {
 		return nil, s.errf("checkpoints: %w", err)
 	}
@@ -364,7 +373,7 @@ func (s *Store) Entries(ctx context.Context, from, to int64, fn func(ledger.Entr
 	const page = 10000
 	for from < to {
 		end := min(to, from+page)
-		rows, err := s.conns.R.QueryContext(ctx, `SELECT idx, batch, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, end)
+		rows, err := s.rq.QueryContext(ctx, `SELECT idx, batch, body FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, end)
 		if err != nil {
 			return s.errf("entries: %w", err)
 		}
@@ -387,7 +396,7 @@ func (s *Store) Entries(ctx context.Context, from, to int64, fn func(ledger.Entr
 		if last < 0 {
 			// Nothing in this page: skip ahead to the next entry, if any.
 			var next sql.NullInt64
-			if err := s.conns.R.QueryRowContext(ctx, `SELECT MIN(idx) FROM entries WHERE idx >= ? AND idx < ?`, end, to).Scan(&next); err != nil {
+			if err := s.rq.QueryRowContext(ctx, `SELECT MIN(idx) FROM entries WHERE idx >= ? AND idx < ?`, end, to).Scan(&next); err != nil {
 				return s.errf("entries: %w", err)
 			}
 			if !next.Valid {
@@ -410,7 +419,7 @@ func (s *Store) ReadEntries(ctx context.Context, indexes []int64) ([]ledger.Entr
 		for i, x := range part {
 			args[i] = x
 		}
-		rows, err := s.conns.R.QueryContext(ctx, `SELECT idx, batch, body FROM entries WHERE idx IN (`+
+		rows, err := s.rq.QueryContext(ctx, `SELECT idx, batch, body FROM entries WHERE idx IN (`+
 			strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")+`)`, args...)
 		if err != nil {
 			return nil, s.errf("entries: %w", err)
@@ -459,7 +468,7 @@ func (s *Store) ReadProofData(ctx context.Context, indexes []int64, keys []ledge
 		}
 		q += ` UNION ALL SELECT 1, id, 0, data FROM tiles WHERE id IN (` + strings.TrimSuffix(strings.Repeat("?,", len(keys)), ",") + `)`
 	}
-	rows, err := s.conns.R.QueryContext(ctx, q, args...)
+	rows, err := s.rq.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, nil, s.errf("entries and tiles: %w", err)
 	}
@@ -495,7 +504,7 @@ func (s *Store) ReadProofData(ctx context.Context, indexes []int64, keys []ledge
 
 // Batches calls fn for every batch.
 func (s *Store) Batches(ctx context.Context, fn func(ledger.Batch) error) error {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT id, host, first_idx, count, root, sig FROM batches ORDER BY id`)
+	rows, err := s.rq.QueryContext(ctx, `SELECT id, host, first_idx, count, root, sig FROM batches ORDER BY id`)
 	if err != nil {
 		return s.errf("batches: %w", err)
 	}
@@ -519,7 +528,7 @@ func (s *Store) Batches(ctx context.Context, fn func(ledger.Batch) error) error 
 
 // Hosts lists the enrolled hosts.
 func (s *Store) Hosts(ctx context.Context) ([]ledger.Host, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT name, key, added FROM hosts ORDER BY name`)
+	rows, err := s.rq.QueryContext(ctx, `SELECT name, key, added FROM hosts ORDER BY name`)
 	if err != nil {
 		return nil, s.errf("hosts: %w", err)
 	}
@@ -537,7 +546,7 @@ func (s *Store) Hosts(ctx context.Context) ([]ledger.Host, error) {
 
 // LeasesAt returns the latest leases of ip begun at or before at.
 func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit int) ([]ledger.Lease, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1)
+	rows, err := s.rq.QueryContext(ctx, `SELECT l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1)
 		FROM leases l LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
 		WHERE l.ip = ? AND l.from_ts <= ? ORDER BY l.from_ts DESC, l.start_idx DESC LIMIT ?`, ip.Unmap().String(), sqlitedb.EncodeTime(at), limit)
 	if err != nil {
@@ -563,7 +572,7 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 // at and its VM's run in one query (one snapshot).
 func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
 	t := sqlitedb.EncodeTime(at)
-	row := s.conns.R.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
+	row := s.rq.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
 		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
@@ -636,7 +645,7 @@ func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) ([]ledger.Run, err
 	}
 	q += " ORDER BY from_ts, start_idx LIMIT ?"
 	args = append(args, limit)
-	rows, err := s.conns.R.QueryContext(ctx, q, args...)
+	rows, err := s.rq.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.errf("runs: %w", err)
 	}
@@ -655,7 +664,7 @@ func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) ([]ledger.Run, err
 
 // Timeline returns the entry indexes about vm.
 func (s *Store) Timeline(ctx context.Context, vm string) ([]int64, error) {
-	rows, err := s.conns.R.QueryContext(ctx, `SELECT first_idx, idxs FROM vm_timeline WHERE vm = ? ORDER BY first_idx`, vm)
+	rows, err := s.rq.QueryContext(ctx, `SELECT first_idx, idxs FROM vm_timeline WHERE vm = ? ORDER BY first_idx`, vm)
 	if err != nil {
 		return nil, s.errf("timeline: %w", err)
 	}
@@ -677,6 +686,92 @@ func (s *Store) Timeline(ctx context.Context, vm string) ([]int64, error) {
 		out = append(out, ix...)
 	}
 	return out, rows.Err()
+}
+
+// ScanLeases calls fn for every lease (and lease end without its lease)
+// by start index.
+func (s *Store) ScanLeases(ctx context.Context, fn func(ledger.Lease) error) error {
+	rows, err := s.rq.QueryContext(ctx, `SELECT l.ip, COALESCE(l.mac, ''), COALESCE(l.vm, ''), COALESCE(l.host, ''), l.from_ts, e.to_ts,
+		COALESCE(l.start_idx, e.start_idx), COALESCE(e.end_idx, -1)
+		FROM leases l FULL OUTER JOIN lease_ends e ON e.start_idx = l.start_idx
+		ORDER BY COALESCE(l.start_idx, e.start_idx), l.ip`)
+	if err != nil {
+		return s.errf("scan leases: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l ledger.Lease
+		var ipText sql.NullString
+		if err := rows.Scan(&ipText, &l.MAC, &l.VM, &l.Host, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &l.Start, &l.End); err != nil {
+			return s.errf("scan leases: %w: %w", ledger.ErrCorruptIndex, err)
+		}
+		if ipText.Valid {
+			if l.IP, err = netip.ParseAddr(ipText.String); err != nil {
+				return s.errf("scan leases: lease at %d: %w: %w", l.Start, ledger.ErrCorruptIndex, err)
+			}
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.errf("scan leases: %w", err)
+	}
+	return nil
+}
+
+// ScanRuns calls fn for every run by start index.
+func (s *Store) ScanRuns(ctx context.Context, fn func(ledger.Run) error) error {
+	rows, err := s.rq.QueryContext(ctx, `SELECT vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx
+		FROM runs ORDER BY start_idx, rowid`)
+	if err != nil {
+		return s.errf("scan runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r ledger.Run
+		if err := rows.Scan(&r.VM, &r.Name, &r.Host, &r.Owner, &r.Image, &r.List, &r.Endorser,
+			sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &r.Start, &r.End); err != nil {
+			return s.errf("scan runs: %w: %w", ledger.ErrCorruptIndex, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.errf("scan runs: %w", err)
+	}
+	return nil
+}
+
+// ScanTimeline calls fn for every (vm, index) of every timeline row, the
+// rows by vm and first index.
+func (s *Store) ScanTimeline(ctx context.Context, fn func(ledger.VMEvent) error) error {
+	rows, err := s.rq.QueryContext(ctx, `SELECT vm, first_idx, idxs FROM vm_timeline ORDER BY vm, first_idx`)
+	if err != nil {
+		return s.errf("scan timeline: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var vm, list string
+		var first int64
+		if err := rows.Scan(&vm, &first, &list); err != nil {
+			return s.errf("scan timeline: %w: %w", ledger.ErrCorruptIndex, err)
+		}
+		ix, err := parseIndexes(list, first)
+		if err != nil {
+			return s.errf("scan timeline: row of %q at %d: %w: %w", vm, first, ledger.ErrCorruptIndex, err)
+		}
+		for _, x := range ix {
+			if err := fn(ledger.VMEvent{VM: vm, Index: x}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.errf("scan timeline: %w", err)
+	}
+	return nil
 }
 
 // PutHost enrolls a host.
@@ -819,9 +914,11 @@ func (t *txn) appendIndex(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append runs: %w", err)
 	}
-	if err := execEach(ctx, t.q, `UPDATE runs SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ?`, len(a.RunEnds), func(i int) []any {
+	// An end closes every run of (vm, host) still open that began before
+	// it (not one this chunk began after it).
+	if err := execEach(ctx, t.q, `UPDATE runs SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ? AND start_idx < ?`, len(a.RunEnds), func(i int) []any {
 		e := a.RunEnds[i]
-		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host}
+		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host, e.Index}
 	}); err != nil {
 		return t.s.errf("append run ends: %w", err)
 	}
@@ -912,6 +1009,31 @@ func (s *Store) TamperSetCheckpointRoot(ctx context.Context, size int64, root tl
 // TamperSetRunOwner replaces the owner in every run row of vm.
 func (s *Store) TamperSetRunOwner(ctx context.Context, vm, owner string) error {
 	return s.tamper(ctx, `UPDATE runs SET owner = ? WHERE vm = ?`, owner, vm)
+}
+
+// TamperDeleteLeaseEnd deletes the end of the lease begun at entry start.
+func (s *Store) TamperDeleteLeaseEnd(ctx context.Context, start int64) error {
+	return s.tamper(ctx, `DELETE FROM lease_ends WHERE start_idx = ?`, start)
+}
+
+// TamperSetLeaseVM replaces the VM of the lease begun at entry start.
+func (s *Store) TamperSetLeaseVM(ctx context.Context, start int64, vm string) error {
+	return s.tamper(ctx, `UPDATE leases SET vm = ? WHERE start_idx = ?`, vm, start)
+}
+
+// TamperAddTimeline adds a timeline row putting entry idx under vm.
+func (s *Store) TamperAddTimeline(ctx context.Context, vm string, idx int64) error {
+	return s.tamper(ctx, `INSERT INTO vm_timeline (vm, first_idx, idxs) VALUES (?, ?, ?)`, vm, idx, formatIndexes([]int64{idx}))
+}
+
+// TamperReopenRun makes the run begun at entry start open again.
+func (s *Store) TamperReopenRun(ctx context.Context, start int64) error {
+	return s.tamper(ctx, `UPDATE runs SET to_ts = NULL, end_idx = -1 WHERE start_idx = ?`, start)
+}
+
+// TamperDeleteRun deletes the run begun at entry start.
+func (s *Store) TamperDeleteRun(ctx context.Context, start int64) error {
+	return s.tamper(ctx, `DELETE FROM runs WHERE start_idx = ?`, start)
 }
 
 func (s *Store) tamper(ctx context.Context, q string, args ...any) error {
