@@ -19,6 +19,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -26,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -792,8 +794,15 @@ func (t *txn) PutHost(ctx context.Context, h ledger.Host) error {
 	return nil
 }
 
-// multiInsert inserts rows with statements of up to per rows each.
+// multiInsert runs head VALUES (...), ... for rows [0, n), 200 rows a
+// statement.
 func multiInsert(ctx context.Context, q querier, head string, cols, n int, row func(i int) []any) error {
+	return valuesExec(ctx, q, head+" VALUES ", "", cols, n, row)
+}
+
+// valuesExec runs before + "(...), (...)" + after for rows [0, n), 200
+// rows a statement.
+func valuesExec(ctx context.Context, q querier, before, after string, cols, n int, row func(i int) []any) error {
 	const per = 200
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	var full string
@@ -803,7 +812,7 @@ func multiInsert(ctx context.Context, q querier, head string, cols, n int, row f
 		if k == per && full != "" {
 			stmt = full
 		} else {
-			stmt = head + " VALUES " + strings.TrimSuffix(strings.Repeat(one+",", k), ",")
+			stmt = before + strings.TrimSuffix(strings.Repeat(one+",", k), ",") + after
 			if k == per {
 				full = stmt
 			}
@@ -819,7 +828,6 @@ func multiInsert(ctx context.Context, q querier, head string, cols, n int, row f
 	return nil
 }
 
-// execEach runs one prepared statement n times.
 func execEach(ctx context.Context, q querier, stmt string, n int, args func(i int) []any) error {
 	if n == 0 {
 		return nil
@@ -856,7 +864,7 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 			}
 		}
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO entries (idx, batch, body)`, 3, len(a.Entries), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO entries (idx, batch, body)`, 3, len(a.Entries), func(i int) []any {
 		e := a.Entries[i]
 		return []any{e.Index, e.Batch, e.Body}
 	}); err != nil {
@@ -868,7 +876,7 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 	}); err != nil {
 		return t.s.errf("append tiles: %w", err)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO batches (id, host, first_idx, count, root, sig)`, 6, len(a.Batches), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO batches (id, host, first_idx, count, root, sig)`, 6, len(a.Batches), func(i int) []any {
 		b := a.Batches[i]
 		return []any{b.ID, b.Host, b.First, b.Count, b.Root[:], b.Sig}
 	}); err != nil {
@@ -879,9 +887,23 @@ func (t *txn) Append(ctx context.Context, a ledger.Append) error {
 
 // appendIndex adds a's index rows.
 func (t *txn) appendIndex(ctx context.Context, a ledger.Append) error {
-	if err := multiInsert(ctx, t.q, `INSERT INTO leases (ip, from_ts, start_idx, mac, vm, host)`, 6, len(a.Leases), func(i int) []any {
-		l := a.Leases[i]
-		return []any{l.IP.Unmap().String(), sqlitedb.EncodeTime(l.From), l.Start, l.MAC, l.VM, l.Host}
+	// In key order: each insert lands beside the last one's page.
+	type leaseRow struct {
+		ip   string
+		from any
+		l    *ledger.Lease
+	}
+	rows := make([]leaseRow, len(a.Leases))
+	for i := range a.Leases {
+		l := &a.Leases[i]
+		rows[i] = leaseRow{l.IP.Unmap().String(), sqlitedb.EncodeTime(l.From), l}
+	}
+	slices.SortFunc(rows, func(x, y leaseRow) int {
+		return cmp.Or(strings.Compare(x.ip, y.ip), x.l.From.Compare(y.l.From), cmp.Compare(x.l.Start, y.l.Start))
+	})
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO leases (ip, from_ts, start_idx, mac, vm, host)`, 6, len(rows), func(i int) []any {
+		r := rows[i]
+		return []any{r.ip, r.from, r.l.Start, r.l.MAC, r.l.VM, r.l.Host}
 	}); err != nil {
 		return t.s.errf("append leases: %w", err)
 	}
@@ -891,34 +913,39 @@ func (t *txn) appendIndex(ctx context.Context, a ledger.Append) error {
 			closed = append(closed, l)
 		}
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO lease_ends (start_idx, end_idx, to_ts)`, 3, len(closed), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO lease_ends (start_idx, end_idx, to_ts)`, 3, len(closed), func(i int) []any {
 		l := closed[i]
 		return []any{l.Start, l.End, sqlitedb.EncodeTime(l.To)}
 	}); err != nil {
 		return t.s.errf("append lease ends: %w", err)
 	}
 	// An end closes every lease of (ip, mac, vm, host) still held that
-	// began before it (not one this ingest began after it): found through
-	// the ip's leases (the primary key's prefix).
-	if err := execEach(ctx, t.q, `INSERT INTO lease_ends (start_idx, end_idx, to_ts)
-		SELECT l.start_idx, ?, ? FROM leases l WHERE l.ip = ? AND l.mac = ? AND l.vm = ? AND l.host = ? AND l.start_idx < ?
-		AND NOT EXISTS (SELECT 1 FROM lease_ends e WHERE e.start_idx = l.start_idx)`, len(a.LeaseEnds), func(i int) []any {
+	// began before it (not one this chunk began after it): found through
+	// the ip's leases (the primary key's prefix), 200 ends a statement.
+	// A chunk has at most one end per key, so a lease matches at most one.
+	if err := valuesExec(ctx, t.q, `WITH e(idx, to_ts, ip, mac, vm, host) AS (VALUES `, `)
+		INSERT OR FAIL INTO lease_ends (start_idx, end_idx, to_ts)
+		SELECT l.start_idx, e.idx, e.to_ts FROM e JOIN leases l ON l.ip = e.ip AND l.mac = e.mac AND l.vm = e.vm AND l.host = e.host AND l.start_idx < e.idx
+		WHERE NOT EXISTS (SELECT 1 FROM lease_ends x WHERE x.start_idx = l.start_idx)`, 6, len(a.LeaseEnds), func(i int) []any {
 		e := a.LeaseEnds[i]
-		return []any{e.Index, sqlitedb.EncodeTime(e.To), e.IP.Unmap().String(), e.MAC, e.VM, e.Host, e.Index}
+		return []any{e.Index, sqlitedb.EncodeTime(e.To), e.IP.Unmap().String(), e.MAC, e.VM, e.Host}
 	}); err != nil {
 		return t.s.errf("append lease ends: %w", err)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO runs (vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx)`, 11, len(a.Runs), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO runs (vm, name, host, owner, image, list, endorser, from_ts, to_ts, start_idx, end_idx)`, 11, len(a.Runs), func(i int) []any {
 		r := a.Runs[i]
 		return []any{r.VM, r.Name, r.Host, r.Owner, r.Image, r.List, r.Endorser, sqlitedb.EncodeTime(r.From), sqlitedb.EncodeTime(r.To), r.Start, r.End}
 	}); err != nil {
 		return t.s.errf("append runs: %w", err)
 	}
 	// An end closes every run of (vm, host) still open that began before
-	// it (not one this chunk began after it).
-	if err := execEach(ctx, t.q, `UPDATE runs SET to_ts = ?, end_idx = ? WHERE end_idx = -1 AND vm = ? AND host = ? AND start_idx < ?`, len(a.RunEnds), func(i int) []any {
+	// it (not one this chunk began after it), 200 ends a statement; at
+	// most one end per key in a chunk.
+	if err := valuesExec(ctx, t.q, `WITH e(to_ts, idx, vm, host) AS (VALUES `, `)
+		UPDATE OR FAIL runs SET to_ts = e.to_ts, end_idx = e.idx FROM e
+		WHERE runs.vm = e.vm AND runs.host = e.host AND runs.end_idx = -1 AND runs.start_idx < e.idx`, 4, len(a.RunEnds), func(i int) []any {
 		e := a.RunEnds[i]
-		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host, e.Index}
+		return []any{sqlitedb.EncodeTime(e.To), e.Index, e.VM, e.Host}
 	}); err != nil {
 		return t.s.errf("append run ends: %w", err)
 	}
@@ -931,7 +958,7 @@ func (t *txn) appendIndex(ctx context.Context, a ledger.Append) error {
 		}
 		byVM[e.VM] = append(byVM[e.VM], e.Index)
 	}
-	if err := multiInsert(ctx, t.q, `INSERT INTO vm_timeline (vm, first_idx, idxs)`, 3, len(vms), func(i int) []any {
+	if err := multiInsert(ctx, t.q, `INSERT OR FAIL INTO vm_timeline (vm, first_idx, idxs)`, 3, len(vms), func(i int) []any {
 		ix := byVM[vms[i]]
 		return []any{vms[i], ix[0], formatIndexes(ix)}
 	}); err != nil {
@@ -983,7 +1010,7 @@ func (s *Store) TamperInsert(ctx context.Context, idx int64, body []byte) error 
 			return s.errf("tamper: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO entries (idx, batch, body) VALUES (?, COALESCE((SELECT batch FROM entries WHERE idx = ?), 0), ?)`, idx, idx+1, body); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT OR FAIL INTO entries (idx, batch, body) VALUES (?, COALESCE((SELECT batch FROM entries WHERE idx = ?), 0), ?)`, idx, idx+1, body); err != nil {
 		return s.errf("tamper: %w", err)
 	}
 	return tx.Commit()
@@ -1023,7 +1050,7 @@ func (s *Store) TamperSetLeaseVM(ctx context.Context, start int64, vm string) er
 
 // TamperAddTimeline adds a timeline row putting entry idx under vm.
 func (s *Store) TamperAddTimeline(ctx context.Context, vm string, idx int64) error {
-	return s.tamper(ctx, `INSERT INTO vm_timeline (vm, first_idx, idxs) VALUES (?, ?, ?)`, vm, idx, formatIndexes([]int64{idx}))
+	return s.tamper(ctx, `INSERT OR FAIL INTO vm_timeline (vm, first_idx, idxs) VALUES (?, ?, ?)`, vm, idx, formatIndexes([]int64{idx}))
 }
 
 // TamperReopenRun makes the run begun at entry start open again.
