@@ -139,6 +139,7 @@ type Log struct {
 	chunk    int64
 	mu       sync.Mutex    // one Ingest at a time in this process
 	ingested chan struct{} // poked after each Ingest, for Follow
+	tiles    *tileCache    // upper tiles proofs used
 
 	signedMu sync.Mutex
 	signed   *Checkpoint // the last checkpoint checkSigned passed
@@ -159,7 +160,7 @@ func New(st Store, skey string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: log key: %w", err)
 	}
-	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log, ingested: make(chan struct{}, 1)}
+	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log, ingested: make(chan struct{}, 1), tiles: newTileCache()}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -810,9 +811,10 @@ type Proven struct {
 }
 
 // proveAll returns the entries with the given indexes, each parsed and
-// proven in the tree of cp (checked), reading the entries in one store
-// call and every hash the proofs need in another.
-func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]Proven, error) {
+// proven in the tree of cp (checked). What it needs and have lacks (the
+// entries and tiles a Store returned with its answer; may be nil) and the
+// tile cache does not hold is read in one store call.
+func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData) ([]Proven, error) {
 	if len(indexes) == 0 {
 		return nil, nil
 	}
@@ -822,8 +824,7 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 		}
 	}
 	// The proofs' hash indexes, learnt by proving against a reader that
-	// records what it is asked; then all of them read at once, with the
-	// entries.
+	// records what it is asked.
 	var want []int64
 	record := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		want = append(want, ix...)
@@ -837,22 +838,67 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 	slices.Sort(want)
 	want = slices.Compact(want)
 	plan := planTiles(want)
-	es, data, err := l.st.ReadProofData(ctx, indexes, plan.keys)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: %w", err)
+
+	// What is at hand: have's entries and tiles, then the cache; a tile
+	// narrower than a hash needs counts as missing.
+	entries := make(map[int64]Entry, len(indexes))
+	data := make([][]byte, len(plan.keys))
+	if have != nil {
+		for _, e := range have.Entries {
+			entries[e.Index] = e
+		}
+		for _, t := range have.Tiles {
+			if k, ok := plan.pos[t.Key]; ok {
+				data[k] = t.Data
+			}
+		}
+	}
+	for k, key := range plan.keys {
+		if data[k] == nil {
+			data[k] = l.tiles.get(key)
+		}
+	}
+	for _, t := range plan.tiles {
+		if k := plan.pos[TileKey{t.L, t.N}]; len(data[k]) < t.W*tlog.HashSize {
+			data[k] = nil
+		}
+	}
+	var missE []int64
+	for _, i := range indexes {
+		if _, ok := entries[i]; !ok && !slices.Contains(missE, i) {
+			missE = append(missE, i)
+		}
+	}
+	var missT []TileKey
+	for k, key := range plan.keys {
+		if data[k] == nil {
+			missT = append(missT, key)
+		}
+	}
+	if len(missE)+len(missT) > 0 {
+		es, ts, err := l.st.ReadProofData(ctx, missE, missT)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		for _, e := range es {
+			entries[e.Index] = e
+		}
+		for j, key := range missT {
+			data[plan.pos[key]] = ts[j]
+		}
 	}
 	hs, err := plan.hashes(data)
 	if err != nil {
 		return nil, err
 	}
-	have := make(map[int64]tlog.Hash, len(want))
+	hashAt := make(map[int64]tlog.Hash, len(want))
 	for k, x := range want {
-		have[x] = hs[k]
+		hashAt[x] = hs[k]
 	}
 	known := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(ix))
 		for k, x := range ix {
-			h, ok := have[x]
+			h, ok := hashAt[x]
 			if !ok {
 				return nil, fmt.Errorf("hash %d was not read", x)
 			}
@@ -862,9 +908,9 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 	})
 	out := make([]Proven, len(indexes))
 	for k, i := range indexes {
-		e := es[k]
-		if e.Index != i {
-			return nil, fmt.Errorf("ledger: entry %d: the store returned entry %d", i, e.Index)
+		e, ok := entries[i]
+		if !ok || e.Index != i {
+			return nil, fmt.Errorf("ledger: entry %d: the store did not return it", i)
 		}
 		ev, err := Parse(e.Body)
 		if err != nil {
@@ -878,6 +924,11 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint) ([]P
 			return nil, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
 		}
 		out[k] = Proven{Entry: e, Event: ev, Proof: p}
+	}
+	// Every hash read took part in a checked proof: the upper tiles are
+	// worth keeping.
+	for k, key := range plan.keys {
+		l.tiles.put(key, data[k])
 	}
 	return out, nil
 }
@@ -957,7 +1008,7 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 				d.Name == r.Name && d.Owner == r.Owner && d.Image == r.Image && d.List == r.List && d.Endorser == r.Endorser
 		})
 	}
-	proven, err := l.proveAll(ctx, ix, cp)
+	proven, err := l.proveAll(ctx, ix, cp, &h.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -1000,7 +1051,7 @@ func (l *Log) Timeline(ctx context.Context, vm string) ([]Proven, Checkpoint, er
 	ix = slices.DeleteFunc(ix, func(i int64) bool { return i >= cp.Size })
 	var out []Proven
 	for chunk := range slices.Chunk(ix, 1000) {
-		ps, err := l.proveAll(ctx, chunk, cp)
+		ps, err := l.proveAll(ctx, chunk, cp, nil)
 		if err != nil {
 			return nil, Checkpoint{}, err
 		}

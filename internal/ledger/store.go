@@ -237,8 +237,19 @@ type VMEvent struct {
 type Holding struct {
 	Checkpoint Checkpoint
 	Latest     int64
-	Lease      *Lease
-	Run        *Run
+	// Data may hold the entries of the lease's start and end and of the
+	// run's start, and their level-0 tiles, read in the same statement
+	// (what who-had's proofs need beyond the upper tiles); whatever is
+	// absent is read afterwards.
+	Data  ProofData
+	Lease *Lease
+	Run   *Run
+}
+
+// ProofData is entries and tiles read for proofs.
+type ProofData struct {
+	Entries []Entry
+	Tiles   []TileData
 }
 
 // Append is what one ingest adds (Entries, Tiles, Batches) or one index

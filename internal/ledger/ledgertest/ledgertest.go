@@ -651,6 +651,31 @@ func testHolder(t *testing.T, w *World) {
 		case tc.runStart >= 0 && (h.Run == nil || h.Run.Start != tc.runStart || h.Run.Owner != "bob" || h.Run.Image != "cd34" || h.Run.End != 4 || !h.Run.To.Equal(at(6))):
 			t.Errorf("%s: run %+v, want the run started at %d", tc.name, h.Run, tc.runStart)
 		}
+		// What the proofs need may come along: each entry returned is
+		// the stored one, each level-0 tile holds its leaf hash.
+		var used []int64
+		for _, x := range []int64{tc.leaseStart, tc.leaseEnd, tc.runStart} {
+			if x >= 0 && (x != tc.leaseEnd || tc.leaseStart >= 0) {
+				used = append(used, x)
+			}
+		}
+		for _, e := range h.Data.Entries {
+			if !slices.Contains(used, e.Index) || string(e.Body) != string(w.Bodies[e.Index]) {
+				t.Errorf("%s: Data has entry %d %q, want one of %v as stored", tc.name, e.Index, e.Body, used)
+			}
+		}
+		for _, td := range h.Data.Tiles {
+			i := slices.IndexFunc(used, func(x int64) bool { return td.Key == ledger.TileKey{L: 0, N: x >> ledger.TileHeight} })
+			if i < 0 {
+				t.Errorf("%s: Data has %v, want the level-0 tile of one of %v", tc.name, td.Key, used)
+				continue
+			}
+			x := used[i]
+			off := int(x%(1<<ledger.TileHeight)) * tlog.HashSize
+			if len(td.Data) < off+tlog.HashSize || tlog.Hash(td.Data[off:off+tlog.HashSize]) != tlog.RecordHash(w.Bodies[x]) {
+				t.Errorf("%s: %v does not hold entry %d's record hash", tc.name, td.Key, x)
+			}
+		}
 	}
 }
 

@@ -407,17 +407,27 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		var rVM, rName, rHost, rOwner, rImage, rList, rEndorser *string
 		var rFrom, rTo *time.Time
 		var rStart, rEnd *int64
+		var xBatch [3]*int64
+		var xBody, tData [3][]byte
 		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
-			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
+			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
+			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
 			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
 			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
 			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2
-				AND (to_ts IS NULL OR to_ts > $2) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true`,
+				AND (to_ts IS NULL OR to_ts > $2) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
+			LEFT JOIN entries x0 ON x0.idx = l.start_idx
+			LEFT JOIN entries x1 ON x1.idx = e.end_idx
+			LEFT JOIN entries x2 ON x2.idx = r.start_idx
+			LEFT JOIN tiles t0 ON t0.level = 0 AND t0.n = l.start_idx >> `+tileShift+`
+			LEFT JOIN tiles t1 ON t1.level = 0 AND t1.n = e.end_idx >> `+tileShift+`
+			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
-			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd)
+			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
+			&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("ledger postgres: checkpoint: %w", ledger.ErrNotFound)
 		}
@@ -438,6 +448,18 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		if rVM != nil {
 			h.Run = &ledger.Run{VM: *rVM, Name: *rName, Host: *rHost, Owner: *rOwner, Image: *rImage, List: *rList, Endorser: *rEndorser,
 				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
+		}
+		// The proofs' entries and level-0 tiles, where the row has them.
+		for k, at := range []*int64{lStart, lEnd, rStart} {
+			if at == nil || *at < 0 {
+				continue
+			}
+			if xBatch[k] != nil {
+				h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: *at, Batch: *xBatch[k], Body: xBody[k]})
+			}
+			if tData[k] != nil {
+				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: *at >> ledger.TileHeight}, Data: tData[k]})
+			}
 		}
 		return nil
 	})
@@ -705,3 +727,9 @@ func ceilMicro(t time.Time) time.Time {
 	}
 	return t
 }
+
+// tileShift is ledger.TileHeight in SQL: a level-0 tile's n is an entry
+// index shifted right by it.
+const tileShift = "4"
+
+var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight

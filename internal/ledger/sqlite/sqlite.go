@@ -576,12 +576,19 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	t := sqlitedb.EncodeTime(at)
 	row := s.rq.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
-		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx
+		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
+		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
 		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
 		LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
 		LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= ?
-			AND (to_ts IS NULL OR to_ts > ?) ORDER BY from_ts DESC, start_idx DESC LIMIT 1)`,
+			AND (to_ts IS NULL OR to_ts > ?) ORDER BY from_ts DESC, start_idx DESC LIMIT 1)
+		LEFT JOIN entries x0 ON x0.idx = l.start_idx
+		LEFT JOIN entries x1 ON x1.idx = e.end_idx
+		LEFT JOIN entries x2 ON x2.idx = r.start_idx
+		LEFT JOIN tiles t0 ON t0.id = l.start_idx >> `+tileShift+`
+		LEFT JOIN tiles t1 ON t1.id = e.end_idx >> `+tileShift+`
+		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift,
 		ip.Unmap().String(), t, t, t)
 	var h ledger.Holding
 	var root []byte
@@ -591,9 +598,12 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	var rVM, rName, rHost, rOwner, rImage, rList, rEndorser sql.NullString
 	var rStart, rEnd sql.NullInt64
 	var r ledger.Run
+	var xBatch [3]sql.NullInt64
+	var xBody, tData [3][]byte
 	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
 		&h.Latest, &lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
-		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd)
+		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd,
+		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2])
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
 	}
@@ -616,8 +626,26 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		r.Start, r.End = rStart.Int64, rEnd.Int64
 		h.Run = &r
 	}
+	// The proofs' entries and level-0 tiles, where the row has them.
+	for k, at := range []sql.NullInt64{lStart, lEnd, rStart} {
+		if !at.Valid || at.Int64 < 0 {
+			continue
+		}
+		if xBatch[k].Valid {
+			h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: at.Int64, Batch: xBatch[k].Int64, Body: xBody[k]})
+		}
+		if tData[k] != nil {
+			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: at.Int64 >> ledger.TileHeight}, Data: tData[k]})
+		}
+	}
 	return h, nil
 }
+
+// tileShift is ledger.TileHeight in SQL: a level-0 tile's id is an entry
+// index shifted right by it.
+const tileShift = "4"
+
+var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
 
 // Runs returns the runs matching f.
 func (s *Store) Runs(ctx context.Context, f ledger.RunFilter) ([]ledger.Run, error) {
