@@ -16,10 +16,6 @@ import (
 // beyond it when a single ingest is larger).
 const DefaultIndexChunk = 100_000
 
-// ErrIndexBehind is wrapped by a query's error when the indexes could not
-// reach the latest checkpoint (ingests kept ahead of every catch-up).
-var ErrIndexBehind = errors.New("the query indexes are behind the log")
-
 // CatchUp brings the query indexes (leases, runs, timelines) up to the
 // latest checkpoint, in transactions of at most Options.IndexChunk entries each
 // ending at a checkpoint, and returns the indexed size. The entries are

@@ -815,12 +815,23 @@ type Proven struct {
 // entries and tiles a Store returned with its answer; may be nil) and the
 // tile cache does not hold is read in one store call.
 func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData) ([]Proven, error) {
+	out, cached, err := l.prove(ctx, indexes, cp, have, true)
+	if err != nil && len(cached) > 0 {
+		l.tiles.drop(cached)
+		out, _, err = l.prove(ctx, indexes, cp, have, false)
+	}
+	return out, err
+}
+
+// prove is proveAll, with the tile cache or not; it returns the keys of
+// the tiles it took from the cache.
+func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData, useCache bool) ([]Proven, []TileKey, error) {
 	if len(indexes) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for _, i := range indexes {
 		if i < 0 || i >= cp.Size {
-			return nil, fmt.Errorf("ledger: entry %d is beyond checkpoint %d", i, cp.Size)
+			return nil, nil, fmt.Errorf("ledger: entry %d is beyond checkpoint %d", i, cp.Size)
 		}
 	}
 	// The proofs' hash indexes, learnt by proving against a reader that
@@ -832,7 +843,7 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	})
 	for _, i := range indexes {
 		if _, err := tlog.ProveRecord(cp.Size, i, record); err != nil {
-			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+			return nil, nil, fmt.Errorf("ledger: entry %d: %w", i, err)
 		}
 	}
 	slices.Sort(want)
@@ -853,9 +864,12 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 			}
 		}
 	}
+	var cached []TileKey
 	for k, key := range plan.keys {
-		if data[k] == nil {
-			data[k] = l.tiles.get(key)
+		if data[k] == nil && useCache {
+			if data[k] = l.tiles.get(key); data[k] != nil {
+				cached = append(cached, key)
+			}
 		}
 	}
 	for _, t := range plan.tiles {
@@ -878,7 +892,7 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	if len(missE)+len(missT) > 0 {
 		es, ts, err := l.st.ReadProofData(ctx, missE, missT)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
+			return nil, cached, fmt.Errorf("ledger: %w", err)
 		}
 		for _, e := range es {
 			entries[e.Index] = e
@@ -889,7 +903,7 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	}
 	hs, err := plan.hashes(data)
 	if err != nil {
-		return nil, err
+		return nil, cached, err
 	}
 	hashAt := make(map[int64]tlog.Hash, len(want))
 	for k, x := range want {
@@ -910,18 +924,18 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	for k, i := range indexes {
 		e, ok := entries[i]
 		if !ok || e.Index != i {
-			return nil, fmt.Errorf("ledger: entry %d: the store did not return it", i)
+			return nil, cached, fmt.Errorf("ledger: entry %d: the store did not return it", i)
 		}
 		ev, err := Parse(e.Body)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
 		}
 		p, err := tlog.ProveRecord(cp.Size, i, known)
 		if err != nil {
-			return nil, fmt.Errorf("ledger: entry %d: %w", i, err)
+			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
 		}
 		if err := tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
-			return nil, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
+			return nil, cached, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
 		}
 		out[k] = Proven{Entry: e, Event: ev, Proof: p}
 	}
@@ -930,7 +944,7 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	for k, key := range plan.keys {
 		l.tiles.put(key, data[k])
 	}
-	return out, nil
+	return out, cached, nil
 }
 
 // Answer is who had an address at a time.
@@ -973,6 +987,9 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 		return nil, fmt.Errorf("ledger: %v at %s: %w", ip, at.UTC().Format(time.RFC3339), ErrNoLease)
 	}
 	lease := h.Lease
+	if r := h.Run; r != nil && r.End >= cp.Size {
+		r.End, r.To = -1, time.Time{} // an end the indexes have not reached
+	}
 	ans := &Answer{IP: ip, At: at, Lease: *lease, Run: h.Run, Checkpoint: cp}
 	// The events that say so, proven together, each checked to say what
 	// the index says.

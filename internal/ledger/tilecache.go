@@ -11,7 +11,10 @@ const maxCachedTiles = 1 << 16
 // proof in a tree of a given size needs the same few upper tiles, and a
 // stored hash never changes once written (a partial tile only grows), so
 // a cached tile serves any proof it is wide enough for. Only tiles that
-// took part in a proof checked against a signed checkpoint are added.
+// took part in a proof checked against a signed checkpoint are added; a
+// proof that fails with cached tiles is tried again without them (and
+// they are dropped), so a tile changed in the store before it was cached
+// costs one retry, never a wrong answer.
 type tileCache struct {
 	mu sync.Mutex
 	m  map[TileKey][]byte
@@ -47,4 +50,13 @@ func (c *tileCache) put(k TileKey, data []byte) {
 		}
 	}
 	c.m[k] = data
+}
+
+// drop forgets the tiles keys.
+func (c *tileCache) drop(keys []TileKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		delete(c.m, k)
+	}
 }

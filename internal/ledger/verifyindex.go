@@ -76,15 +76,38 @@ func (l *Log) verifyIndex(ctx context.Context, rep *Report, bound int64) error {
 		rep.add(-1, "index: not checked: %s", bad)
 		return nil
 	}
+	// Indexes stop at a checkpoint, always.
+	if n > 0 {
+		if _, err := l.st.Checkpoint(ctx, n); errors.Is(err, ErrNotFound) {
+			rep.add(-1, "index: covers %d entries, which is not the size of a checkpoint", n)
+		} else if err != nil {
+			return err
+		}
+	}
 	// Ends without a start (a.LeaseEnds, a.RunEnds of one chunk from 0)
 	// close nothing.
-	if err := compareLeases(ctx, l.st, rep, a.Leases, n); err != nil {
+	var beyond int64 // rows beginning or ending at or after n
+	if err := compareLeases(ctx, l.st, rep, a.Leases, n, &beyond); err != nil {
 		return err
 	}
-	if err := compareRuns(ctx, l.st, rep, a.Runs, n); err != nil {
+	if err := compareRuns(ctx, l.st, rep, a.Runs, n, &beyond); err != nil {
 		return err
 	}
-	return compareTimeline(ctx, l.st, rep, a.VMEvents, n)
+	if err := compareTimeline(ctx, l.st, rep, a.VMEvents, n, &beyond); err != nil {
+		return err
+	}
+	// Rows beyond the indexes are an index transaction committing
+	// meanwhile, or planted: planted when Indexed has not moved.
+	if beyond > 0 {
+		now, err := l.st.Indexed(ctx)
+		if err != nil {
+			return err
+		}
+		if now == n {
+			rep.add(-1, "index: %d rows begin or end at or after entry %d, which the indexes have not reached", beyond, n)
+		}
+	}
+	return nil
 }
 
 // corrupt reports a scan's ErrCorruptIndex as a problem (the rest of that
@@ -99,16 +122,18 @@ func corrupt(rep *Report, err error) error {
 
 // compareLeases compares want (by Start, as derived) with the stored
 // leases of entries [0, n).
-func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n int64) error {
+func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n int64, beyond *int64) error {
 	i := 0
 	missing := func(w Lease) {
 		rep.add(w.Start, "index: lease of %v started at entry %d: in the log, missing from the index", w.IP, w.Start)
 	}
 	err := r.ScanLeases(ctx, func(got Lease) error {
 		if got.Start >= n {
+			*beyond++
 			return nil
 		}
 		if got.End >= n {
+			*beyond++
 			got.End, got.To = -1, time.Time{}
 		}
 		for i < len(want) && want[i].Start < got.Start {
@@ -142,16 +167,18 @@ func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n i
 
 // compareRuns compares want (by Start, as derived) with the stored runs
 // of entries [0, n).
-func compareRuns(ctx context.Context, r Reader, rep *Report, want []Run, n int64) error {
+func compareRuns(ctx context.Context, r Reader, rep *Report, want []Run, n int64, beyond *int64) error {
 	i := 0
 	missing := func(w Run) {
 		rep.add(w.Start, "index: run of %s on %s started at entry %d: in the log, missing from the index", w.VM, w.Host, w.Start)
 	}
 	err := r.ScanRuns(ctx, func(got Run) error {
 		if got.Start >= n {
+			*beyond++
 			return nil
 		}
 		if got.End >= n {
+			*beyond++
 			got.End, got.To = -1, time.Time{}
 		}
 		for i < len(want) && want[i].Start < got.Start {
@@ -179,13 +206,14 @@ func compareRuns(ctx context.Context, r Reader, rep *Report, want []Run, n int64
 
 // compareTimeline compares the derived timeline events with the stored
 // ones of entries [0, n), as sets (each (VM, index) once).
-func compareTimeline(ctx context.Context, r Reader, rep *Report, want []VMEvent, n int64) error {
+func compareTimeline(ctx context.Context, r Reader, rep *Report, want []VMEvent, n int64, beyond *int64) error {
 	left := make(map[VMEvent]bool, len(want))
 	for _, e := range want {
 		left[e] = true
 	}
 	err := r.ScanTimeline(ctx, func(got VMEvent) error {
 		if got.Index >= n {
+			*beyond++
 			return nil
 		}
 		if !left[got] {

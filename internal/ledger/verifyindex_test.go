@@ -254,10 +254,11 @@ func TestCompareIndex(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := &Report{}
+			var beyond int64
 			for _, err := range []error{
-				compareLeases(ctx, tc.store, rep, []Lease{l41, l50}, n),
-				compareRuns(ctx, tc.store, rep, []Run{r10}, n),
-				compareTimeline(ctx, tc.store, rep, []VMEvent{{"a", 10}, {"a", 41}}, n),
+				compareLeases(ctx, tc.store, rep, []Lease{l41, l50}, n, &beyond),
+				compareRuns(ctx, tc.store, rep, []Run{r10}, n, &beyond),
+				compareTimeline(ctx, tc.store, rep, []VMEvent{{"a", 10}, {"a", 41}}, n, &beyond),
 			} {
 				if err != nil {
 					t.Fatal(err)
@@ -278,7 +279,8 @@ func TestCompareIndex(t *testing.T) {
 	}
 	// A store error that is not a corrupt row is Verify's error.
 	boom := errors.New("boom")
-	if err := compareRuns(ctx, fakeIndex{err: boom}, &Report{}, nil, n); !errors.Is(err, boom) {
+	var beyond int64
+	if err := compareRuns(ctx, fakeIndex{err: boom}, &Report{}, nil, n, &beyond); !errors.Is(err, boom) {
 		t.Errorf("compareRuns with a failing store = %v, want boom", err)
 	}
 }

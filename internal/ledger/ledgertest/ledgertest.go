@@ -10,6 +10,7 @@
 package ledgertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -42,6 +43,8 @@ type Tamperer interface {
 	TamperAddTimeline(ctx context.Context, vm string, idx int64) error
 	TamperReopenRun(ctx context.Context, start int64) error
 	TamperDeleteRun(ctx context.Context, start int64) error
+	// How far the indexes say they reached.
+	TamperSetIndexed(ctx context.Context, n int64) error
 }
 
 // Opener returns a new, empty store and its tamperer; the test closes it.
@@ -147,6 +150,8 @@ func TestStore(t *testing.T, open Opener) {
 	t.Run("ChangedRun", func(t *testing.T) { testChangedRun(t, newWorld(t)) })
 	t.Run("Runs", func(t *testing.T) { testRuns(t, newWorld(t)) })
 	t.Run("IndexFollows", func(t *testing.T) { testIndexFollows(t, newWorld(t)) })
+	t.Run("IndexState", func(t *testing.T) { testIndexState(t, newWorld(t)) })
+	t.Run("LyingStore", func(t *testing.T) { testLyingStore(t, newWorld(t)) })
 	t.Run("IndexChunks", func(t *testing.T) { testIndexChunks(t, newWorld) })
 	t.Run("TamperIndex", func(t *testing.T) { testTamperIndex(t, newWorld) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, newWorld(t)) })
@@ -1037,5 +1042,173 @@ func testIndexFollows(t *testing.T, w *World) {
 	}
 	if n := indexed(); n != end.Size {
 		t.Errorf("Indexed after refused AppendIndexes = %d, want %d", n, end.Size)
+	}
+}
+
+// testIndexState: index_state.indexed changed in the database. Verify
+// reports a value that is not a checkpoint's size and rows beyond the
+// indexes; Holder reads no row beyond them; who-had, catching up over
+// entries already indexed, fails rather than answer.
+func testIndexState(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.0.0.11")
+	first := w.Ingest(t, Filler(t, "h1", 0, 4)...)
+	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-s", 10, ledger.RunData{Name: "s", Owner: "alice", Image: "aa"}),
+		Ev(t, ledger.LeaseStart, "h1", "vm-s", 11, lease("52:54:00:00:00:11", ip.String())))
+	last := w.Ingest(t, Filler(t, "h2", 20, 3)...)
+	w.CatchUp(t)
+	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
+		t.Fatalf("Verify before tampering = %+v, %v", rep, err)
+	}
+	problems := func(rep *ledger.Report) string {
+		var out []string
+		for _, p := range rep.Problems {
+			out = append(out, p.What)
+		}
+		return strings.Join(out, "\n")
+	}
+	for _, tc := range []struct {
+		name    string
+		indexed int64
+		want    string
+	}{
+		{"not a checkpoint", last.Size - 1, "not the size of a checkpoint"},
+		{"an earlier checkpoint", first.Size, "which the indexes have not reached"},
+	} {
+		if err := w.Tamper.TamperSetIndexed(ctx, tc.indexed); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := w.Log.Verify(ctx)
+		if err != nil || !strings.Contains(problems(rep), tc.want) {
+			t.Errorf("%s: Verify = %q, %v; want a problem %q", tc.name, problems(rep), err, tc.want)
+		}
+	}
+	// Indexed at the first checkpoint: the lease row begins beyond it.
+	h, err := w.Store.Holder(ctx, ip, T0.Add(30*time.Minute))
+	if err != nil || h.Checkpoint.Size != first.Size || h.Lease != nil || h.Run != nil {
+		t.Errorf("Holder with indexed lowered = checkpoint %d lease %+v run %+v, %v; want %d and no row beyond it", h.Checkpoint.Size, h.Lease, h.Run, err, first.Size)
+	}
+	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(30*time.Minute)); err == nil {
+		t.Errorf("WhoHad with indexed lowered = %+v; want an error (its catch-up meets rows already there)", ans)
+	}
+	if err := w.Tamper.TamperSetIndexed(ctx, last.Size); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
+		t.Errorf("Verify after restoring = %q, %v", problems(rep), err)
+	}
+	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(30*time.Minute)); err != nil || ans.Lease.VM != "vm-s" {
+		t.Errorf("WhoHad after restoring = %+v, %v", ans, err)
+	}
+}
+
+// lying is a Store that changes what Holder and ReadProofData return.
+type lying struct {
+	ledger.Store
+	mu       sync.Mutex
+	holder   func(*ledger.Holding)
+	readData func(es []ledger.Entry, ts [][]byte)
+}
+
+func (s *lying) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
+	h, err := s.Store.Holder(ctx, ip, at)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.holder != nil {
+		s.holder(&h)
+	}
+	return h, err
+}
+
+func (s *lying) ReadProofData(ctx context.Context, ix []int64, keys []ledger.TileKey) ([]ledger.Entry, [][]byte, error) {
+	es, ts, err := s.Store.ReadProofData(ctx, ix, keys)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil && s.readData != nil {
+		s.readData(es, ts)
+	}
+	return es, ts, err
+}
+
+func (s *lying) set(holder func(*ledger.Holding), readData func([]ledger.Entry, [][]byte)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holder, s.readData = holder, readData
+}
+
+// testLyingStore: a store that returns other bytes for what who-had's
+// proofs need — another valid entry at the asked index, a changed
+// level-0 tile with the answer, a changed upper tile — gets an error,
+// never a wrong answer, and a tile that failed is not kept: once the
+// store tells the truth, who-had answers again. An upper tile changed in
+// the database after the Log cached it does not hide it from Verify.
+func testLyingStore(t *testing.T, w *World) {
+	ctx := context.Background()
+	ip := netip.MustParseAddr("10.0.0.12")
+	w.Ingest(t, Filler(t, "h1", 0, 300)...) // upper tiles exist
+	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-l", 400, ledger.RunData{Name: "l", Owner: "alice", Image: "aa"}),
+		Ev(t, ledger.LeaseStart, "h1", "vm-l", 401, lease("52:54:00:00:00:12", ip.String())))
+	w.Ingest(t, Filler(t, "h2", 500, 40)...)
+	st := &lying{Store: w.Store}
+	l, err := ledger.New(st, w.LogKey, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := T0.Add(450 * time.Minute)
+	ask := func() (*ledger.Answer, error) { return l.WhoHad(ctx, ip, at) }
+	flip := func(b []byte) []byte { c := bytes.Clone(b); c[len(c)-1] ^= 1; return c }
+	for _, tc := range []struct {
+		name     string
+		holder   func(*ledger.Holding)
+		readData func([]ledger.Entry, [][]byte)
+	}{
+		{"another entry's body", func(h *ledger.Holding) {
+			for i := range h.Data.Entries {
+				h.Data.Entries[i].Body = w.Bodies[3]
+			}
+		}, func(es []ledger.Entry, _ [][]byte) {
+			for i := range es {
+				es[i].Body = w.Bodies[3]
+			}
+		}},
+		{"a level-0 tile", func(h *ledger.Holding) {
+			for i := range h.Data.Tiles {
+				h.Data.Tiles[i].Data = flip(h.Data.Tiles[i].Data)
+			}
+		}, func(_ []ledger.Entry, ts [][]byte) {
+			for i := range ts {
+				ts[i] = flip(ts[i])
+			}
+		}},
+		{"every tile read", nil, func(_ []ledger.Entry, ts [][]byte) {
+			for i := range ts {
+				ts[i] = flip(ts[i])
+			}
+		}},
+	} {
+		st.set(tc.holder, tc.readData)
+		if ans, err := ask(); err == nil {
+			t.Errorf("%s: WhoHad = %+v; want an error", tc.name, ans)
+		}
+		st.set(nil, nil)
+		if ans, err := ask(); err != nil || ans.Lease.VM != "vm-l" {
+			t.Errorf("%s: WhoHad once the store tells the truth = %+v, %v", tc.name, ans, err)
+		}
+	}
+	// An upper tile changed after it was cached: the cached copy still
+	// proves what the log signed; Verify and uncached proofs see the change.
+	k := ledger.TileKey{L: 1, N: 1} // level 4 of entries 256..: the lease's proof uses its last hash
+	d, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
+	if err != nil || d[0] == nil {
+		t.Fatalf("tile %v: %v", k, err)
+	}
+	if err := w.Tamper.TamperSetTile(ctx, k, flip(d[0])); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := ask(); err != nil || ans.Lease.VM != "vm-l" {
+		t.Errorf("WhoHad with a cached tile changed in the store = %+v, %v", ans, err)
+	}
+	if rep, err := l.Verify(ctx); err != nil || rep.OK() {
+		t.Errorf("Verify with tile %v changed = %+v, %v; want a problem", k, rep, err)
 	}
 }

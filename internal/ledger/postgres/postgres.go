@@ -133,7 +133,9 @@ func (s *Store) update(ctx context.Context, lock int64, fn func(pgx.Tx) error) (
 		return fmt.Errorf("ledger postgres: update: %w", err)
 	}
 	defer s.pool.release(c)
-	tx, err := c.Begin(ctx)
+	// Read committed, whatever the server's default: each statement after the
+	// advisory lock sees what the previous holder committed.
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return fmt.Errorf("ledger postgres: update: %w", err)
 	}

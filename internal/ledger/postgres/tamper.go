@@ -134,3 +134,8 @@ func (s *Store) TamperReopenRun(ctx context.Context, start int64) error {
 func (s *Store) TamperDeleteRun(ctx context.Context, start int64) error {
 	return s.tamper(ctx, fmt.Sprintf("delete run %d", start), 1, "DELETE FROM runs WHERE start_idx = $1", start)
 }
+
+// TamperSetIndexed sets how far the indexes say they reached.
+func (s *Store) TamperSetIndexed(ctx context.Context, n int64) error {
+	return s.tamper(ctx, fmt.Sprintf("set indexed %d", n), 1, "UPDATE index_state SET indexed = $1 WHERE id = 1", n)
+}

@@ -414,10 +414,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
 			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
 			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
-			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
-			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
-			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2
-				AND (to_ts IS NULL OR to_ts > $2) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
+			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
+				ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
+			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx AND e.end_idx < c.size
+			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2 AND start_idx < c.size
+				AND (to_ts IS NULL OR to_ts > $2 OR end_idx >= c.size) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
 			LEFT JOIN entries x0 ON x0.idx = l.start_idx
 			LEFT JOIN entries x1 ON x1.idx = e.end_idx
 			LEFT JOIN entries x2 ON x2.idx = r.start_idx

@@ -579,10 +579,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
 		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
 		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
-		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
-		LEFT JOIN lease_ends e ON e.start_idx = l.start_idx
-		LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= ?
-			AND (to_ts IS NULL OR to_ts > ?) ORDER BY from_ts DESC, start_idx DESC LIMIT 1)
+		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? AND start_idx < (SELECT indexed FROM index_state WHERE id = 1)
+			ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
+		LEFT JOIN lease_ends e ON e.start_idx = l.start_idx AND e.end_idx < c.size
+		LEFT JOIN runs r ON r.rowid = (SELECT rowid FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= ? AND start_idx < c.size
+			AND (to_ts IS NULL OR to_ts > ? OR end_idx >= c.size) ORDER BY from_ts DESC, start_idx DESC LIMIT 1)
 		LEFT JOIN entries x0 ON x0.idx = l.start_idx
 		LEFT JOIN entries x1 ON x1.idx = e.end_idx
 		LEFT JOIN entries x2 ON x2.idx = r.start_idx
@@ -1089,6 +1090,11 @@ func (s *Store) TamperReopenRun(ctx context.Context, start int64) error {
 // TamperDeleteRun deletes the run begun at entry start.
 func (s *Store) TamperDeleteRun(ctx context.Context, start int64) error {
 	return s.tamper(ctx, `DELETE FROM runs WHERE start_idx = ?`, start)
+}
+
+// TamperSetIndexed sets how far the indexes say they reached.
+func (s *Store) TamperSetIndexed(ctx context.Context, n int64) error {
+	return s.tamper(ctx, `UPDATE index_state SET indexed = ? WHERE id = 1`, n)
 }
 
 func (s *Store) tamper(ctx context.Context, q string, args ...any) error {

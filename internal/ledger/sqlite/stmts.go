@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"sync"
 )
 
@@ -21,18 +22,36 @@ type stmtCache struct {
 
 func newStmtCache(db *sql.DB) *stmtCache { return &stmtCache{db: db, m: map[string]*sql.Stmt{}} }
 
+// maxStmtArgs: a text with more placeholders is a long IN list, whose
+// length varies with the call; it is prepared per call, not kept.
+const maxStmtArgs = 32
+
+// stmt returns q prepared, or nil when q is not to be kept (too many
+// placeholders, or the cache is full). Preparing happens outside the lock.
 func (c *stmtCache) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.m[q]; ok {
-		return st, nil
-	}
-	if len(c.m) >= maxStmts {
+	if strings.Count(q, "?") > maxStmtArgs {
 		return nil, nil
+	}
+	c.mu.Lock()
+	st, ok := c.m[q]
+	full := len(c.m) >= maxStmts
+	c.mu.Unlock()
+	if ok || full {
+		return st, nil
 	}
 	st, err := c.db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[q]; ok { // prepared meanwhile by another call
+		st.Close()
+		return old, nil
+	}
+	if len(c.m) >= maxStmts {
+		st.Close()
+		return nil, nil
 	}
 	c.m[q] = st
 	return st, nil

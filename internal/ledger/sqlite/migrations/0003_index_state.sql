@@ -14,3 +14,7 @@ DELETE FROM lease_ends;
 DELETE FROM leases;
 DELETE FROM runs;
 DELETE FROM vm_timeline;
+-- One run per start event: an index transaction repeated over the same
+-- entries fails rather than adding a run twice (leases, lease ends and
+-- timelines have keys that refuse it already).
+CREATE UNIQUE INDEX runs_start ON runs (start_idx);
