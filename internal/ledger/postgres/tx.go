@@ -408,11 +408,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		var rFrom, rTo *time.Time
 		var rStart, rEnd *int64
 		var xBatch [3]*int64
-		var xBody, tData [3][]byte
+		var xBody, tData, uData [3][]byte
 		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
-			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
+			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data
 			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
 				ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
@@ -424,11 +424,14 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			LEFT JOIN entries x2 ON x2.idx = r.start_idx
 			LEFT JOIN tiles t0 ON t0.level = 0 AND t0.n = l.start_idx >> `+tileShift+`
 			LEFT JOIN tiles t1 ON t1.level = 0 AND t1.n = e.end_idx >> `+tileShift+`
-			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift,
+			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift+`
+			LEFT JOIN tiles u0 ON u0.level = 1 AND u0.n = l.start_idx >> `+tileShift2+`
+			LEFT JOIN tiles u1 ON u1.level = 1 AND u1.n = e.end_idx >> `+tileShift2+`
+			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
-			&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2])
+			&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("ledger postgres: checkpoint: %w", ledger.ErrNotFound)
 		}
@@ -450,7 +453,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			h.Run = &ledger.Run{VM: *rVM, Name: *rName, Host: *rHost, Owner: *rOwner, Image: *rImage, List: *rList, Endorser: *rEndorser,
 				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
 		}
-		// The proofs' entries and level-0 tiles, where the row has them.
+		// The proofs' entries and level-0 and level-1 tiles, where the row
+		// has them.
 		for k, at := range []*int64{lStart, lEnd, rStart} {
 			if at == nil || *at < 0 {
 				continue
@@ -460,6 +464,9 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			}
 			if tData[k] != nil {
 				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: *at >> ledger.TileHeight}, Data: tData[k]})
+			}
+			if uData[k] != nil {
+				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: *at >> (2 * ledger.TileHeight)}, Data: uData[k]})
 			}
 		}
 		return nil
@@ -730,7 +737,10 @@ func ceilMicro(t time.Time) time.Time {
 }
 
 // tileShift is ledger.TileHeight in SQL: a level-0 tile's n is an entry
-// index shifted right by it.
-const tileShift = "4"
+// index shifted right by it, a level-1 tile's by tileShift2.
+const (
+	tileShift  = "4"
+	tileShift2 = "8"
+)
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight

@@ -577,7 +577,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	row := s.rq.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, r.to_ts, r.start_idx, r.end_idx,
-		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data
+		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data
 		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? AND start_idx < (SELECT indexed FROM index_state WHERE id = 1)
 			ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
@@ -589,7 +589,10 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		LEFT JOIN entries x2 ON x2.idx = r.start_idx
 		LEFT JOIN tiles t0 ON t0.id = l.start_idx >> `+tileShift+`
 		LEFT JOIN tiles t1 ON t1.id = e.end_idx >> `+tileShift+`
-		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift,
+		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift+`
+		LEFT JOIN tiles u0 ON u0.id = `+level1+` | (l.start_idx >> `+tileShift2+`)`+`
+		LEFT JOIN tiles u1 ON u1.id = `+level1+` | (e.end_idx >> `+tileShift2+`)`+`
+		LEFT JOIN tiles u2 ON u2.id = `+level1+` | (r.start_idx >> `+tileShift2+`)`,
 		ip.Unmap().String(), t, t, t)
 	var h ledger.Holding
 	var root []byte
@@ -600,11 +603,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	var rStart, rEnd sql.NullInt64
 	var r ledger.Run
 	var xBatch [3]sql.NullInt64
-	var xBody, tData [3][]byte
+	var xBody, tData, uData [3][]byte
 	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
 		&h.Latest, &lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
 		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd,
-		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2])
+		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2])
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
 	}
@@ -627,7 +630,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		r.Start, r.End = rStart.Int64, rEnd.Int64
 		h.Run = &r
 	}
-	// The proofs' entries and level-0 tiles, where the row has them.
+	// The proofs' entries and level-0 and level-1 tiles, where the row has
+	// them.
 	for k, at := range []sql.NullInt64{lStart, lEnd, rStart} {
 		if !at.Valid || at.Int64 < 0 {
 			continue
@@ -638,13 +642,21 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		if tData[k] != nil {
 			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: at.Int64 >> ledger.TileHeight}, Data: tData[k]})
 		}
+		if uData[k] != nil {
+			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: at.Int64 >> (2 * ledger.TileHeight)}, Data: uData[k]})
+		}
 	}
 	return h, nil
 }
 
 // tileShift is ledger.TileHeight in SQL: a level-0 tile's id is an entry
-// index shifted right by it.
-const tileShift = "4"
+// index shifted right by it; a level-1 tile's is level1 | the index
+// shifted right by tileShift2 (tileID).
+const (
+	tileShift  = "4"
+	tileShift2 = "8"
+	level1     = "36028797018963968" // 1 << 55
+)
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
 
