@@ -23,8 +23,8 @@ const DefaultIndexChunk = 100_000
 // indexed them meanwhile (another process) is not an error.
 //
 // Ingest does not maintain the indexes: they follow the log. Queries
-// (WhoHad, Timeline, Runs) catch up before they answer, and a server that
-// ingests runs Follow so that they rarely have to.
+// (WhoHad, Timeline, Runs) catch up before they answer; a long-running
+// ingester may run Follow so that they rarely have to.
 func (l *Log) CatchUp(ctx context.Context) (int64, error) {
 	latest, err := l.st.Latest(ctx)
 	if errors.Is(err, ErrNotFound) {

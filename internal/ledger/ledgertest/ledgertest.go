@@ -1017,6 +1017,23 @@ func testIndexFollows(t *testing.T, w *World) {
 		}
 	}
 
+	// Follow indexes what is ingested while it runs, and returns when its
+	// context ends.
+	fctx, stop := context.WithCancel(ctx)
+	followed := make(chan error, 1)
+	go func() { followed <- w.Log.Follow(fctx, time.Hour) }()
+	more := w.Ingest(t, Filler(t, "h2", 300, 5)...)
+	for deadline := time.Now().Add(10 * time.Second); indexed() != more.Size; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Follow: indexed %d after 10 s, want %d", indexed(), more.Size)
+		}
+	}
+	stop()
+	if err := <-followed; !errors.Is(err, context.Canceled) {
+		t.Errorf("Follow after its context ended = %v, want context.Canceled", err)
+	}
+	end = more
+
 	// AppendIndex refuses what does not continue the indexes, and writes
 	// nothing.
 	for _, tc := range []struct {
