@@ -168,6 +168,7 @@ row("Ingest seconds: Log (verify, parse, tree) / store (Append, begin+commit)", 
 row("µs/event: Parse, batch root+verify, record hash, Sign", lambda x: f"{x['micro']['parse_us_per_event']}, {x['micro']['batch_root_verify_us_per_event']}, {x['micro']['record_hash_us_per_event']}, {x['micro']['sign_us_per_event']}")
 row("Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove']['p50_us']:,} / {x['prove']['p99_us']:,}")
 row("Entry + Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove_entry']['p50_us']:,} / {x['prove_entry']['p99_us']:,}")
+row("queries on a settled database (WAL checkpointed, sync), seconds to settle", lambda x: ("yes, %.1f s" % x['settle_seconds']) if x.get('settled') else "no")
 row("WhoHad (3 proofs) p50 / p99 µs", lambda x: f"{x['who_had']['p50_us']:,} / {x['who_had']['p99_us']:,}")
 row("size at 1M events / at the end, MB", lambda x: f"{x['size_bytes_at_1m']/1e6:,.0f} / {x['size_bytes_at_end']/1e6:,.0f}")
 row("MB per million events (end)", lambda x: f"{x['size_mb_per_million']:,.0f}")

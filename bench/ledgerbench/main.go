@@ -15,7 +15,9 @@
 // (10.0.0.0/12), so each address is reused by different VMs every 2^20
 // leases. Event times are distinct and increasing (1 ms apart).
 //
-// Then, on the full log: inclusion proofs of -samples random entries
+// Then the database is settled (-settle, default on: its write-ahead log
+// checkpointed and the kernel's write-back of the bulk load waited for, as
+// a ledger is between ingests) and, on the full log: inclusion proofs of -samples random entries
 // (Log.Prove + tlog.CheckRecord against the latest checkpoint; the entry
 // body is read untimed first, and Entry + Prove + CheckRecord is timed as
 // well) and -samples who-had queries (Log.WhoHad for a random lease's
@@ -53,6 +55,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,6 +92,8 @@ type config struct {
 	queriesOnly bool
 	// queryProfile is a CPU profile of the query phase.
 	queryProfile string
+	// settle checkpoints the database and syncs before the queries.
+	settle bool
 	// follow runs an indexer (Log.CatchUp in a loop) beside the ingests.
 	follow bool
 }
@@ -106,6 +111,7 @@ func main() {
 	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
 	flag.BoolVar(&c.queriesOnly, "queries-only", false, "time proofs and who-had on a log an earlier run built")
 	flag.StringVar(&c.queryProfile, "queryprofile", "", "write a CPU profile of the query phase to this file")
+	flag.BoolVar(&c.settle, "settle", true, "before the queries, checkpoint the database and wait for the kernel's write-back (a ledger between ingests, not one whose bulk load is still being written)")
 	flag.BoolVar(&c.follow, "follow", true, "run the query indexer beside the ingests (false: only after them)")
 	flag.Parse()
 	if c.tx == 0 {
@@ -154,6 +160,10 @@ type Result struct {
 	Size1M     int64        `json:"size_bytes_at_1m"`
 	SizeEnd    int64        `json:"size_bytes_at_end"`
 	PerMillion float64      `json:"size_mb_per_million"` // at the end
+	// Settled: before the queries, the database's write-ahead log was
+	// checkpointed and the kernel's dirty pages written (settle).
+	Settled       bool    `json:"settled"`
+	SettleSeconds float64 `json:"settle_seconds"`
 }
 
 // IngestResult times the ingest phase.
@@ -286,6 +296,15 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err := analyze(ctx, c); err != nil {
 		return err
 	}
+	if c.settle {
+		t0 := time.Now()
+		if err := settle(ctx, c); err != nil {
+			return err
+		}
+		res.SettleSeconds = time.Since(t0).Seconds()
+		log.Info("settled", "seconds", res.SettleSeconds)
+	}
+	res.Settled = c.settle
 	rng := mrand.New(mrand.NewPCG(c.seed, 1))
 	if c.queryProfile != "" {
 		f, err := os.Create(c.queryProfile)
@@ -570,6 +589,35 @@ func analyze(ctx context.Context, c config) error {
 	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
+	return nil
+}
+
+// settle brings the database to where a ledger is between ingests: its
+// write-ahead log checkpointed (SQLite: TRUNCATE; PostgreSQL: CHECKPOINT)
+// and the kernel's dirty pages written (sync), so that the queries are not
+// timed against the write-back of the bulk load that built the log.
+func settle(ctx context.Context, c config) error {
+	if c.backend == "postgres" {
+		conn, err := pgx.Connect(ctx, c.dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		if _, err := conn.Exec(ctx, `CHECKPOINT`); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	} else {
+		db, err := sql.Open("sqlite", c.path)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var busy, logPages, done int
+		if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+			return fmt.Errorf("wal checkpoint: %w", err)
+		}
+	}
+	syscall.Sync()
 	return nil
 }
 
