@@ -264,22 +264,14 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if res.Micro, err = micro(w); err != nil {
 		return err
 	}
-	if c.profile != "" {
-		f, err := os.Create(c.profile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startProfile(c.profile)
+	if err != nil {
+		return err
 	}
 	if !c.queriesOnly {
 		err = ingest(ctx, c, l, timed, w, &res, log)
 	}
-	if c.profile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	if err != nil {
 		return err
 	}
@@ -306,17 +298,11 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	res.Settled = c.settle
 	rng := mrand.New(mrand.NewPCG(c.seed, 1))
-	if c.queryProfile != "" {
-		f, err := os.Create(c.queryProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopQueryProfile, err := startProfile(c.queryProfile)
+	if err != nil {
+		return err
 	}
+	defer stopQueryProfile()
 	log.Info("proofs", "samples", c.samples)
 	if res.Prove, res.ProveEntry, err = proofs(ctx, l, cp, c.samples, rng); err != nil {
 		return err
@@ -606,19 +592,43 @@ func settle(ctx context.Context, c config) error {
 		if _, err := conn.Exec(ctx, `CHECKPOINT`); err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
 		}
-	} else {
-		db, err := sql.Open("sqlite", c.path)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		var busy, logPages, done int
-		if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
-			return fmt.Errorf("wal checkpoint: %w", err)
-		}
+	} else if err := truncateWAL(ctx, c.path); err != nil {
+		return err
 	}
 	syscall.Sync()
 	return nil
+}
+
+// truncateWAL checkpoints the SQLite database at path into its file and
+// empties its write-ahead log.
+func truncateWAL(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var busy, logPages, done int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	return nil
+}
+
+// startProfile starts a CPU profile written to path ("": none) and
+// returns what stops it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // dbSize is the database's size on disk.
@@ -635,14 +645,8 @@ func dbSize(ctx context.Context, c config) (int64, error) {
 		}
 		return n, nil
 	}
-	db, err := sql.Open("sqlite", c.path)
-	if err != nil {
+	if err := truncateWAL(ctx, c.path); err != nil {
 		return 0, err
-	}
-	defer db.Close()
-	var busy, logPages, done int
-	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
-		return 0, fmt.Errorf("wal checkpoint: %w", err)
 	}
 	var total int64
 	for _, p := range []string{c.path, c.path + "-wal"} {
