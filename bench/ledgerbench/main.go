@@ -90,6 +90,9 @@ type config struct {
 	// queriesOnly skips the ingest: the store holds a log an earlier run
 	// with the same -events built (the workload is deterministic).
 	queriesOnly bool
+	// ingestOnly skips the queries (bench/ledger.sh times them in a
+	// process of their own, as vmtrust who-had is, with -queries-only).
+	ingestOnly bool
 	// queryProfile is a CPU profile of the query phase.
 	queryProfile string
 	// settle checkpoints the database and syncs before the queries.
@@ -110,6 +113,7 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
 	flag.BoolVar(&c.queriesOnly, "queries-only", false, "time proofs and who-had on a log an earlier run built")
+	flag.BoolVar(&c.ingestOnly, "ingest-only", false, "build the log and stop (no queries timed)")
 	flag.StringVar(&c.queryProfile, "queryprofile", "", "write a CPU profile of the query phase to this file")
 	flag.BoolVar(&c.settle, "settle", true, "before the queries, checkpoint the database and wait for the kernel's write-back (a ledger between ingests, not one whose bulk load is still being written)")
 	flag.BoolVar(&c.follow, "follow", true, "run the query indexer beside the ingests (false: only after them)")
@@ -138,6 +142,8 @@ func (c config) check() error {
 		return fmt.Errorf("config: -events %d: want a multiple of -tx %d", c.events, c.tx)
 	case c.ingesters < 1 || c.ingesters > 64:
 		return fmt.Errorf("config: -ingesters %d: want 1..64", c.ingesters)
+	case c.queriesOnly && c.ingestOnly:
+		return errors.New("config: -queries-only and -ingest-only exclude each other")
 	case c.samples < 100:
 		return fmt.Errorf("config: -samples %d: want at least 100", c.samples)
 	}
@@ -281,6 +287,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	}
 	if cp.Size != c.events {
 		return fmt.Errorf("latest checkpoint is of %d entries, want %d", cp.Size, c.events)
+	}
+	if c.ingestOnly {
+		if res.SizeEnd, err = dbSize(ctx, c); err != nil {
+			return err
+		}
+		res.PerMillion = float64(res.SizeEnd) / 1e6 / (float64(c.events) / million)
+		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	// The ingest's garbage (a million signed events at a time) is not
 	// the query phase's: collected and returned before it.
