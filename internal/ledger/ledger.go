@@ -983,8 +983,24 @@ func (l *Log) WhoHad(ctx context.Context, ip netip.Addr, at time.Time) (*Answer,
 	}
 	// The latest lease that began at or before at decides: if it ended
 	// by then, nobody held the address.
-	if h.Lease == nil || !h.Lease.To.IsZero() && !h.Lease.To.After(at) {
-		return nil, fmt.Errorf("ledger: %v at %s: %w", ip, at.UTC().Format(time.RFC3339), ErrNoLease)
+	noLease := fmt.Errorf("ledger: %v at %s: %w", ip, at.UTC().Format(time.RFC3339), ErrNoLease)
+	if h.Lease == nil {
+		return nil, noLease
+	}
+	if l0 := h.Lease; !l0.To.IsZero() && !l0.To.After(at) {
+		// "Nobody" rests on the lease's end: prove it says so.
+		ended, err := l.proveAll(ctx, []int64{l0.End}, cp, &h.Data)
+		if err != nil {
+			return nil, err
+		}
+		e := ended[0].Event
+		d, derr := e.LeaseData()
+		a, perr := netip.ParseAddr(d.IP)
+		if derr != nil || perr != nil || e.Type != LeaseEndType || a.Unmap() != ip || !strings.EqualFold(d.MAC, l0.MAC) ||
+			e.VM != l0.VM || e.Host != l0.Host || !e.Time.Equal(l0.To) {
+			return nil, fmt.Errorf("ledger: entry %d does not say what the index says: %w", l0.End, ErrIndexChanged)
+		}
+		return nil, noLease
 	}
 	lease := h.Lease
 	if r := h.Run; r != nil && r.End >= cp.Size {

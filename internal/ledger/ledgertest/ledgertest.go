@@ -664,6 +664,17 @@ func testHolder(t *testing.T, w *World) {
 				used = append(used, x)
 			}
 		}
+		if len(h.Data.Entries) != len(used) {
+			t.Errorf("%s: Data has %d entries, want those of %v", tc.name, len(h.Data.Entries), used)
+		}
+		for _, x := range used {
+			for _, k := range []ledger.TileKey{{L: 0, N: x >> ledger.TileHeight}, {L: 1, N: x >> (2 * ledger.TileHeight)}} {
+				stored, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
+				if err == nil && stored[0] != nil && !slices.ContainsFunc(h.Data.Tiles, func(td ledger.TileData) bool { return td.Key == k }) {
+					t.Errorf("%s: Data lacks %v, which is stored, of entry %d", tc.name, k, x)
+				}
+			}
+		}
 		for _, e := range h.Data.Entries {
 			if !slices.Contains(used, e.Index) || string(e.Body) != string(w.Bodies[e.Index]) {
 				t.Errorf("%s: Data has entry %d %q, want one of %v as stored", tc.name, e.Index, e.Body, used)
@@ -1022,12 +1033,19 @@ func testIndexFollows(t *testing.T, w *World) {
 	fctx, stop := context.WithCancel(ctx)
 	followed := make(chan error, 1)
 	go func() { followed <- w.Log.Follow(fctx, time.Hour) }()
-	more := w.Ingest(t, Filler(t, "h2", 300, 5)...)
-	for deadline := time.Now().Add(10 * time.Second); indexed() != more.Size; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Follow: indexed %d after 10 s, want %d", indexed(), more.Size)
+	waitIndexed := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); indexed() != n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Follow: indexed %d after 10 s, want %d", indexed(), n)
+			}
 		}
 	}
+	waitIndexed(w.Ingest(t, Filler(t, "h2", 300, 5)...).Size)
+	// Follow is now waiting, its ticker an hour away: only the ingest's
+	// notice can bring it to index this one.
+	more := w.Ingest(t, Filler(t, "h2", 310, 5)...)
+	waitIndexed(more.Size)
 	stop()
 	if err := <-followed; !errors.Is(err, context.Canceled) {
 		t.Errorf("Follow after its context ended = %v, want context.Canceled", err)
@@ -1072,10 +1090,13 @@ func testIndexFollows(t *testing.T, w *World) {
 func testIndexState(t *testing.T, w *World) {
 	ctx := context.Background()
 	ip := netip.MustParseAddr("10.0.0.11")
-	first := w.Ingest(t, Filler(t, "h1", 0, 4)...)
+	w.Ingest(t, Filler(t, "h1", 0, 4)...)
 	w.Ingest(t, Ev(t, ledger.VMStarted, "h1", "vm-s", 10, ledger.RunData{Name: "s", Owner: "alice", Image: "aa"}),
 		Ev(t, ledger.LeaseStart, "h1", "vm-s", 11, lease("52:54:00:00:00:11", ip.String())))
-	last := w.Ingest(t, Filler(t, "h2", 20, 3)...)
+	first := w.Ingest(t, Filler(t, "h2", 20, 3)...)
+	w.Ingest(t, Ev(t, ledger.LeaseEndType, "h1", "vm-s", 25, lease("52:54:00:00:00:11", ip.String())),
+		Ev(t, ledger.VMStopped, "h1", "vm-s", 26, nil))
+	last := w.Ingest(t, Filler(t, "h2", 30, 3)...)
 	w.CatchUp(t)
 	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
 		t.Fatalf("Verify before tampering = %+v, %v", rep, err)
@@ -1103,12 +1124,13 @@ func testIndexState(t *testing.T, w *World) {
 			t.Errorf("%s: Verify = %q, %v; want a problem %q", tc.name, problems(rep), err, tc.want)
 		}
 	}
-	// Indexed at the first checkpoint: the lease row begins beyond it.
-	h, err := w.Store.Holder(ctx, ip, T0.Add(30*time.Minute))
-	if err != nil || h.Checkpoint.Size != first.Size || h.Lease != nil || h.Run != nil {
-		t.Errorf("Holder with indexed lowered = checkpoint %d lease %+v run %+v, %v; want %d and no row beyond it", h.Checkpoint.Size, h.Lease, h.Run, err, first.Size)
+	// Indexed at the first checkpoint: the lease and the run began
+	// before it, their ends come after it; Holder sees them open.
+	h, err := w.Store.Holder(ctx, ip, T0.Add(28*time.Minute))
+	if err != nil || h.Checkpoint.Size != first.Size || h.Lease == nil || h.Lease.End != -1 || !h.Lease.To.IsZero() || h.Run == nil || h.Run.End != -1 || !h.Run.To.IsZero() {
+		t.Errorf("Holder with indexed lowered = checkpoint %d lease %+v run %+v, %v; want %d, the lease and the run open (no end beyond it)", h.Checkpoint.Size, h.Lease, h.Run, err, first.Size)
 	}
-	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(30*time.Minute)); err == nil {
+	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(28*time.Minute)); err == nil {
 		t.Errorf("WhoHad with indexed lowered = %+v; want an error (its catch-up meets rows already there)", ans)
 	}
 	if err := w.Tamper.TamperSetIndexed(ctx, last.Size); err != nil {
@@ -1117,7 +1139,7 @@ func testIndexState(t *testing.T, w *World) {
 	if rep, err := w.Log.Verify(ctx); err != nil || !rep.OK() {
 		t.Errorf("Verify after restoring = %q, %v", problems(rep), err)
 	}
-	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(30*time.Minute)); err != nil || ans.Lease.VM != "vm-s" {
+	if ans, err := w.Log.WhoHad(ctx, ip, T0.Add(20*time.Minute)); err != nil || ans.Lease.VM != "vm-s" || ans.Lease.End < 0 {
 		t.Errorf("WhoHad after restoring = %+v, %v", ans, err)
 	}
 }
@@ -1191,7 +1213,7 @@ func testLyingStore(t *testing.T, w *World) {
 				es[i].Body = w.Bodies[3]
 			}
 		}},
-		{"a level-0 tile", func(h *ledger.Holding) {
+		{"the tiles in Holder's answer", func(h *ledger.Holding) {
 			for i := range h.Data.Tiles {
 				h.Data.Tiles[i].Data = flip(h.Data.Tiles[i].Data)
 			}
@@ -1230,5 +1252,12 @@ func testLyingStore(t *testing.T, w *World) {
 	}
 	if rep, err := l.Verify(ctx); err != nil || rep.OK() {
 		t.Errorf("Verify with tile %v changed = %+v, %v; want a problem", k, rep, err)
+	}
+	fresh, err := ledger.New(w.Store, w.LogKey, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := fresh.WhoHad(ctx, ip, at); err == nil {
+		t.Errorf("WhoHad of a Log without the cached tile, %v changed = %+v; want an error", k, ans)
 	}
 }
