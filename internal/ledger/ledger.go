@@ -36,7 +36,9 @@
 //     against a checkpoint the checker already trusts; a row changed in the
 //     database makes them fail.
 //   - WhoHad answers from the lease and run indexes and returns the entries
-//     it used with their inclusion proofs, checked before it returns.
+//     it used with their inclusion proofs, checked before it returns; an
+//     answer that nobody held the address rests on the proven end of the
+//     last lease before the time asked (or on there being none indexed).
 package ledger
 
 import (
