@@ -580,13 +580,18 @@ func analyze(ctx context.Context, c config) error {
 	if c.backend != "postgres" {
 		return nil
 	}
-	conn, err := pgx.Connect(ctx, c.dsn)
+	return pgExec(ctx, c.dsn, `ANALYZE`)
+}
+
+// pgExec runs one statement on a connection of its own.
+func pgExec(ctx context.Context, dsn, stmt string) error {
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
-		return fmt.Errorf("analyze: %w", err)
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
 	}
 	return nil
 }
@@ -597,13 +602,8 @@ func analyze(ctx context.Context, c config) error {
 // timed against the write-back of the bulk load that built the log.
 func settle(ctx context.Context, c config) error {
 	if c.backend == "postgres" {
-		conn, err := pgx.Connect(ctx, c.dsn)
-		if err != nil {
+		if err := pgExec(ctx, c.dsn, `CHECKPOINT`); err != nil {
 			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		if _, err := conn.Exec(ctx, `CHECKPOINT`); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
 		}
 	} else if err := truncateWAL(ctx, c.path); err != nil {
 		return err

@@ -120,40 +120,37 @@ func corrupt(rep *Report, err error) error {
 	return err
 }
 
-// compareLeases compares want (by Start, as derived) with the stored
-// leases of entries [0, n).
-func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n int64, beyond *int64) error {
+// mergeByStart walks want (derived, ascending Start) beside the stored
+// rows scan yields (ascending Start) of entries [0, n): a stored row that
+// begins at or beyond n is counted in beyond and skipped, one whose end is
+// at or beyond n is read as open (and counted); missing gets each wanted
+// row the store lacks, match each stored row with its wanted one (nil:
+// none).
+func mergeByStart[T any](rep *Report, want []T, n int64, beyond *int64,
+	scan func(fn func(T) error) error, span func(*T) (start int64, end *int64, to *time.Time),
+	missing func(T), match func(got T, w *T)) error {
 	i := 0
-	missing := func(w Lease) {
-		rep.add(w.Start, "index: lease of %v started at entry %d: in the log, missing from the index", w.IP, w.Start)
-	}
-	err := r.ScanLeases(ctx, func(got Lease) error {
-		if got.Start >= n {
+	start := func(x *T) int64 { s, _, _ := span(x); return s }
+	err := scan(func(got T) error {
+		s, end, to := span(&got)
+		if s >= n {
 			*beyond++
 			return nil
 		}
-		if got.End >= n {
+		if *end >= n {
 			*beyond++
-			got.End, got.To = -1, time.Time{}
+			*end, *to = -1, time.Time{}
 		}
-		for i < len(want) && want[i].Start < got.Start {
+		for i < len(want) && start(&want[i]) < s {
 			missing(want[i])
 			i++
 		}
-		switch {
-		case i < len(want) && want[i].Start == got.Start && !got.IP.IsValid():
-			rep.add(got.Start, "index: lease of %v started at entry %d: in the log, only its end is in the index", want[i].IP, got.Start)
+		if i < len(want) && start(&want[i]) == s {
+			match(got, &want[i])
 			i++
-		case i < len(want) && want[i].Start == got.Start:
-			if d := diffLease(want[i], got); d != "" {
-				rep.add(got.Start, "index: lease of %v started at entry %d: %s", want[i].IP, got.Start, d)
-			}
-			i++
-		case !got.IP.IsValid():
-			rep.add(got.Start, "index: a lease end for entry %d, where no lease began", got.Start)
-		default:
-			rep.add(got.Start, "index: lease of %v started at entry %d: in the index, not in the log", got.IP, got.Start)
+			return nil
 		}
+		match(got, nil)
 		return nil
 	})
 	if err != nil {
@@ -165,43 +162,47 @@ func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n i
 	return nil
 }
 
+// compareLeases compares want (by Start, as derived) with the stored
+// leases of entries [0, n).
+func compareLeases(ctx context.Context, r Reader, rep *Report, want []Lease, n int64, beyond *int64) error {
+	return mergeByStart(rep, want, n, beyond,
+		func(fn func(Lease) error) error { return r.ScanLeases(ctx, fn) },
+		func(l *Lease) (int64, *int64, *time.Time) { return l.Start, &l.End, &l.To },
+		func(w Lease) {
+			rep.add(w.Start, "index: lease of %v started at entry %d: in the log, missing from the index", w.IP, w.Start)
+		},
+		func(got Lease, w *Lease) {
+			switch {
+			case w != nil && !got.IP.IsValid():
+				rep.add(got.Start, "index: lease of %v started at entry %d: in the log, only its end is in the index", w.IP, got.Start)
+			case w != nil:
+				if d := diffLease(*w, got); d != "" {
+					rep.add(got.Start, "index: lease of %v started at entry %d: %s", w.IP, got.Start, d)
+				}
+			case !got.IP.IsValid():
+				rep.add(got.Start, "index: a lease end for entry %d, where no lease began", got.Start)
+			default:
+				rep.add(got.Start, "index: lease of %v started at entry %d: in the index, not in the log", got.IP, got.Start)
+			}
+		})
+}
+
 // compareRuns compares want (by Start, as derived) with the stored runs
 // of entries [0, n).
 func compareRuns(ctx context.Context, r Reader, rep *Report, want []Run, n int64, beyond *int64) error {
-	i := 0
-	missing := func(w Run) {
-		rep.add(w.Start, "index: run of %s on %s started at entry %d: in the log, missing from the index", w.VM, w.Host, w.Start)
-	}
-	err := r.ScanRuns(ctx, func(got Run) error {
-		if got.Start >= n {
-			*beyond++
-			return nil
-		}
-		if got.End >= n {
-			*beyond++
-			got.End, got.To = -1, time.Time{}
-		}
-		for i < len(want) && want[i].Start < got.Start {
-			missing(want[i])
-			i++
-		}
-		if i < len(want) && want[i].Start == got.Start {
-			if d := diffRun(want[i], got); d != "" {
-				rep.add(got.Start, "index: run of %s on %s started at entry %d: %s", want[i].VM, want[i].Host, got.Start, d)
+	return mergeByStart(rep, want, n, beyond,
+		func(fn func(Run) error) error { return r.ScanRuns(ctx, fn) },
+		func(x *Run) (int64, *int64, *time.Time) { return x.Start, &x.End, &x.To },
+		func(w Run) {
+			rep.add(w.Start, "index: run of %s on %s started at entry %d: in the log, missing from the index", w.VM, w.Host, w.Start)
+		},
+		func(got Run, w *Run) {
+			if w == nil {
+				rep.add(got.Start, "index: run of %s on %s started at entry %d: in the index, not in the log", got.VM, got.Host, got.Start)
+			} else if d := diffRun(*w, got); d != "" {
+				rep.add(got.Start, "index: run of %s on %s started at entry %d: %s", w.VM, w.Host, got.Start, d)
 			}
-			i++
-			return nil
-		}
-		rep.add(got.Start, "index: run of %s on %s started at entry %d: in the index, not in the log", got.VM, got.Host, got.Start)
-		return nil
-	})
-	if err != nil {
-		return corrupt(rep, err)
-	}
-	for ; i < len(want); i++ {
-		missing(want[i])
-	}
-	return nil
+		})
 }
 
 // compareTimeline compares the derived timeline events with the stored
