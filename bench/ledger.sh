@@ -34,6 +34,9 @@
 #   INGESTERS  concurrent Log.Ingest calls (default: 2)
 #   FOLLOW     true: the query indexer runs beside the ingests; false: it
 #              catches up after them (default: true)
+#   PASSES     who-had passes over the same sampled leases: the first is
+#              the figure (a fresh process), the last is reported beside
+#              it (default: 2)
 # The proofs and who-had queries are timed by a second ledgerbench process
 # (-queries-only) on the log the first one (-ingest-only) built.
 #   PG_SHARED_BUFFERS  PostgreSQL's shared_buffers in MB (default: 4096)
@@ -50,13 +53,14 @@ SAMPLES=${SAMPLES:-20000}
 BACKENDS=${BACKENDS:-sqlite postgres}
 INGESTERS=${INGESTERS:-2}
 FOLLOW=${FOLLOW:-true}
+PASSES=${PASSES:-2}
 PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-4096}
 PGBIN=/usr/lib/postgresql/15/bin
 
 log() { printf 'ledger-bench: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-for v in EVENTS SAMPLES INGESTERS PG_SHARED_BUFFERS; do
+for v in EVENTS SAMPLES INGESTERS PASSES PG_SHARED_BUFFERS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((EVENTS >= 10000 && EVENTS % 10000 == 0)) || die "EVENTS must be a multiple of 10000"
@@ -142,11 +146,11 @@ for b in $BACKENDS; do
 	# The queries in a process of their own, as `vmtrust who-had` is one:
 	# not the process that has just ingested 10M events.
 	log "$b: proofs and who-had in a new process"
-	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -queries-only >"$BENCH_DIR/$b-query.json"
+	"$BENCH_DIR/ledgerbench" "${args[@]}" -events "$EVENTS" -samples "$SAMPLES" -passes "$PASSES" -queries-only >"$BENCH_DIR/$b-query.json"
 	python3 - "$BENCH_DIR/$b-ingest.json" "$BENCH_DIR/$b-query.json" >"$BENCH_DIR/$b.json" <<'PY'
 import json, sys
 ingest, query = (json.load(open(f)) for f in sys.argv[1:3])
-for k in ("prove", "prove_entry", "who_had", "settled", "settle_seconds"):
+for k in ("prove", "prove_entry", "who_had", "who_had_store", "who_had_last_pass", "settled", "settle_seconds"):
     ingest[k] = query[k]
 print(json.dumps(ingest))
 PY
@@ -183,6 +187,8 @@ row("Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove']['p50_us']:,} / 
 row("Entry + Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove_entry']['p50_us']:,} / {x['prove_entry']['p99_us']:,}")
 row("queries on a settled database (WAL checkpointed, sync), seconds to settle", lambda x: ("yes, %.1f s" % x['settle_seconds']) if x.get('settled') else "no")
 row("WhoHad (3 proofs) p50 / p99 µs", lambda x: f"{x['who_had']['p50_us']:,} / {x['who_had']['p99_us']:,}")
+row("of which Store.Holder (the one statement) p50 / p99 µs", lambda x: f"{x['who_had_store']['p50_us']:,} / {x['who_had_store']['p99_us']:,}")
+row("WhoHad, last pass over the same leases, p50 / p99 µs", lambda x: f"{x['who_had_last_pass']['p50_us']:,} / {x['who_had_last_pass']['p99_us']:,}")
 row("size at 1M events / at the end, MB", lambda x: f"{x['size_bytes_at_1m']/1e6:,.0f} / {x['size_bytes_at_end']/1e6:,.0f}")
 row("MB per million events (end)", lambda x: f"{x['size_mb_per_million']:,.0f}")
 PY

@@ -83,6 +83,7 @@ type config struct {
 	events  int64
 	tx      int
 	samples int
+	passes  int
 	seed    uint64
 	profile string
 	// ingesters is the number of concurrent Log.Ingest calls.
@@ -109,6 +110,7 @@ func main() {
 	flag.Int64Var(&c.events, "events", 10*million, "events in the log")
 	flag.IntVar(&c.tx, "tx", 0, "events per Ingest (default 10000)")
 	flag.IntVar(&c.samples, "samples", 20000, "proofs and who-had queries timed")
+	flag.IntVar(&c.passes, "passes", 1, "who-had passes over the same sampled leases (the first is who_had, the last who_had_last_pass)")
 	flag.Uint64Var(&c.seed, "seed", 7, "random seed for the sampled indexes and leases")
 	flag.StringVar(&c.profile, "cpuprofile", "", "write a CPU profile of the ingest phase to this file")
 	flag.IntVar(&c.ingesters, "ingesters", 2, "concurrent Log.Ingest calls")
@@ -163,9 +165,15 @@ type Result struct {
 	Prove      Latency      `json:"prove"`       // Prove + CheckRecord
 	ProveEntry Latency      `json:"prove_entry"` // Entry + Prove + CheckRecord
 	WhoHad     Latency      `json:"who_had"`
-	Size1M     int64        `json:"size_bytes_at_1m"`
-	SizeEnd    int64        `json:"size_bytes_at_end"`
-	PerMillion float64      `json:"size_mb_per_million"` // at the end
+	// WhoHadStore is the part of each who-had spent in Store.Holder (the
+	// one statement); the rest is the proofs' checks and the cache.
+	WhoHadStore Latency `json:"who_had_store"`
+	// WhoHadLast is the last of -passes over the same leases (the page
+	// cache and the Log's cache warm); WhoHad is the first.
+	WhoHadLast Latency `json:"who_had_last_pass"`
+	Size1M     int64   `json:"size_bytes_at_1m"`
+	SizeEnd    int64   `json:"size_bytes_at_end"`
+	PerMillion float64 `json:"size_mb_per_million"` // at the end
 	// Settled: before the queries, the database's write-ahead log was
 	// checkpointed and the kernel's dirty pages written (settle).
 	Settled       bool    `json:"settled"`
@@ -321,7 +329,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("who-had", "samples", c.samples)
-	if res.WhoHad, err = whoHad(ctx, l, w, res.Leases, c.samples, rng); err != nil {
+	if res.WhoHad, res.WhoHadStore, res.WhoHadLast, err = whoHad(ctx, l, timed, w, res.Leases, c.samples, c.passes, rng, log); err != nil {
 		return err
 	}
 	if res.SizeEnd, err = dbSize(ctx, c); err != nil {
@@ -545,32 +553,45 @@ func proofs(ctx context.Context, l *ledger.Log, cp ledger.Checkpoint, n int, rng
 
 // whoHad times WhoHad for addresses of random leases at a time inside
 // them, checking each answer.
-func whoHad(ctx context.Context, l *ledger.Log, w *workload, leases int64, n int, rng *mrand.Rand) (Latency, error) {
-	var d []time.Duration
-	for range n {
-		k := rng.Int64N(leases)
-		s, j := k/sessionLeases, int(k%sessionLeases)
-		ip := leaseIP(k)
-		from := eventTime(s, 2+2*j)
-		at := from.Add(500 * time.Microsecond)
-		t0 := time.Now()
-		ans, err := l.WhoHad(ctx, ip, at)
-		if err != nil {
-			return Latency{}, fmt.Errorf("who-had %v at %v: %w", ip, at, err)
+func whoHad(ctx context.Context, l *ledger.Log, timed *timedStore, w *workload, leases int64, n, passes int, rng *mrand.Rand, log *slog.Logger) (first, store, last Latency, err error) {
+	ks := make([]int64, n)
+	for i := range ks {
+		ks[i] = rng.Int64N(leases)
+	}
+	for p := range max(passes, 1) {
+		d := make([]time.Duration, 0, n)
+		ds := make([]time.Duration, 0, n)
+		timed.proofDataCalls = 0
+		for _, k := range ks {
+			s, j := k/sessionLeases, int(k%sessionLeases)
+			ip := leaseIP(k)
+			from := eventTime(s, 2+2*j)
+			at := from.Add(500 * time.Microsecond)
+			t0 := time.Now()
+			ans, err := l.WhoHad(ctx, ip, at)
+			if err != nil {
+				return first, store, last, fmt.Errorf("who-had %v at %v: %w", ip, at, err)
+			}
+			d = append(d, time.Since(t0))
+			ds = append(ds, timed.holder)
+			switch {
+			case ans.Lease.VM != vmName(s) || !ans.Lease.From.Equal(from) || ans.Lease.Host != w.hostName(s):
+				return first, store, last, fmt.Errorf("who-had %v at %v: lease %+v, want VM %s from %v", ip, at, ans.Lease, vmName(s), from)
+			case ans.Run == nil || ans.Run.VM != vmName(s) || len(ans.Proofs) != 3:
+				return first, store, last, fmt.Errorf("who-had %v at %v: run %v and %d proofs, want the run of %s and 3 proofs", ip, at, ans.Run, len(ans.Proofs), vmName(s))
+			}
 		}
-		d = append(d, time.Since(t0))
-		switch {
-		case ans.Lease.VM != vmName(s) || !ans.Lease.From.Equal(from) || ans.Lease.Host != w.hostName(s):
-			return Latency{}, fmt.Errorf("who-had %v at %v: lease %+v, want VM %s from %v", ip, at, ans.Lease, vmName(s), from)
-		case ans.Run == nil || ans.Run.VM != vmName(s) || len(ans.Proofs) != 3:
-			return Latency{}, fmt.Errorf("who-had %v at %v: run %v and %d proofs, want the run of %s and 3 proofs", ip, at, ans.Run, len(ans.Proofs), vmName(s))
+		last = latency(d)
+		log.Info("who-had pass", "pass", p+1, "p50_us", last.P50, "p99_us", last.P99, "store_p50_us", latency(ds).P50, "reads_beside_holder", timed.proofDataCalls)
+		if p == 0 {
+			first, store = last, latency(ds)
 		}
 	}
 	// Between two leases of an address nobody had it.
 	if _, err := l.WhoHad(ctx, leaseIP(0), eventTime(0, 3).Add(500*time.Microsecond)); !errors.Is(err, ledger.ErrNoLease) {
-		return Latency{}, fmt.Errorf("who-had after a lease ended: %v, want ErrNoLease", err)
+		return first, store, last, fmt.Errorf("who-had after a lease ended: %v, want ErrNoLease", err)
 	}
-	return latency(d), nil
+	return first, store, last, nil
 }
 
 // analyze brings PostgreSQL's planner statistics up to date after the

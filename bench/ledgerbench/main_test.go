@@ -178,10 +178,14 @@ func TestChecksFail(t *testing.T) {
 	}
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	leases := c.events / sessionEvents * sessionLeases
-	if _, err := whoHad(ctx, l, w, leases, 100, rng); err != nil {
+	first, store, last, err := whoHad(ctx, l, timed, w, leases, 100, 2, rng, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatalf("who-had on leases in the log: %v", err)
 	}
-	if _, err := whoHad(ctx, l, w, 10*leases, 100, rng); err == nil {
+	if first.N != 100 || last.N != 100 || store.N != 100 || store.P50 <= 0 || store.P50 > first.P50 {
+		t.Errorf("who-had latencies: first %+v, store %+v, last %+v", first, store, last)
+	}
+	if _, _, _, err := whoHad(ctx, l, timed, w, 10*leases, 100, 1, rng, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("who-had on leases not in the log: no error")
 	}
 	if _, _, err := proofs(ctx, l, cp, 100, rng); err != nil {

@@ -106,6 +106,26 @@ func (w *workload) session(s int64) ([]ledger.Event, error) {
 type timedStore struct {
 	ledger.Store
 	store, commit, append time.Duration
+	holder                time.Duration // the last Holder call's
+	proofData             time.Duration // ReadProofData calls, in all
+	proofDataCalls        int
+}
+
+// ReadProofData times the proofs' reads beside Holder's answer.
+func (t *timedStore) ReadProofData(ctx context.Context, ix []int64, keys []ledger.TileKey) ([]ledger.Entry, [][]byte, error) {
+	t0 := time.Now()
+	es, ts, err := t.Store.ReadProofData(ctx, ix, keys)
+	t.proofData += time.Since(t0)
+	t.proofDataCalls++
+	return es, ts, err
+}
+
+// Holder times the who-had statement.
+func (t *timedStore) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
+	t0 := time.Now()
+	h, err := t.Store.Holder(ctx, ip, at)
+	t.holder = time.Since(t0)
+	return h, err
 }
 
 func (t *timedStore) reset() { t.store, t.commit, t.append = 0, 0, 0 }

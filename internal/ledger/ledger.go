@@ -141,7 +141,7 @@ type Log struct {
 	chunk    int64
 	mu       sync.Mutex    // one Ingest at a time in this process
 	ingested chan struct{} // poked after each Ingest, for Follow
-	tiles    *tileCache    // upper tiles proofs used
+	hashes   *hashCache    // upper stored hashes that checked proofs used
 
 	signedMu sync.Mutex
 	signed   *Checkpoint // the last checkpoint checkSigned passed
@@ -162,7 +162,7 @@ func New(st Store, skey string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: log key: %w", err)
 	}
-	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log, ingested: make(chan struct{}, 1), tiles: newTileCache()}
+	l := &Log{st: st, signer: signer, verifier: verifier, vkey: vkey, now: opts.Now, log: opts.Log, ingested: make(chan struct{}, 1), hashes: newHashCache()}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -815,19 +815,27 @@ type Proven struct {
 // proveAll returns the entries with the given indexes, each parsed and
 // proven in the tree of cp (checked). What it needs and have lacks (the
 // entries and tiles a Store returned with its answer; may be nil) and the
-// tile cache does not hold is read in one store call.
+// hash cache does not hold is read in one store call.
 func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData) ([]Proven, error) {
 	out, cached, err := l.prove(ctx, indexes, cp, have, true)
 	if err != nil && len(cached) > 0 {
-		l.tiles.drop(cached)
+		l.hashes.drop(cached)
 		out, _, err = l.prove(ctx, indexes, cp, have, false)
 	}
 	return out, err
 }
 
-// prove is proveAll, with the tile cache or not; it returns the keys of
-// the tiles it took from the cache.
-func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData, useCache bool) ([]Proven, []TileKey, error) {
+// errTileMissing is what prove's hash reader returns for a hash whose
+// tile is not at hand (or too narrow).
+var errTileMissing = errors.New("tile not at hand")
+
+// prove is proveAll, with the hash cache or not; it returns the storage
+// indexes of the hashes it took from the cache.
+//
+// The proofs are made from what is at hand (have, the cache); when
+// entries or tiles are missing, they are read in one store call and the
+// proofs that lacked them are made again.
+func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData, useCache bool) ([]Proven, []int64, error) {
 	if len(indexes) == 0 {
 		return nil, nil, nil
 	}
@@ -836,92 +844,111 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 			return nil, nil, fmt.Errorf("ledger: entry %d is beyond checkpoint %d", i, cp.Size)
 		}
 	}
-	// The proofs' hash indexes, learnt by proving against a reader that
-	// records what it is asked.
-	var want []int64
-	record := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		want = append(want, ix...)
-		return make([]tlog.Hash, len(ix)), nil
-	})
-	for _, i := range indexes {
-		if _, err := tlog.ProveRecord(cp.Size, i, record); err != nil {
-			return nil, nil, fmt.Errorf("ledger: entry %d: %w", i, err)
-		}
-	}
-	slices.Sort(want)
-	want = slices.Compact(want)
-	plan := planTiles(want)
-
-	// What is at hand: have's entries and tiles, then the cache; a tile
-	// narrower than a hash needs counts as missing.
 	entries := make(map[int64]Entry, len(indexes))
-	data := make([][]byte, len(plan.keys))
+	tiles := map[TileKey][]byte{}
 	if have != nil {
 		for _, e := range have.Entries {
 			entries[e.Index] = e
 		}
 		for _, t := range have.Tiles {
-			if k, ok := plan.pos[t.Key]; ok {
-				data[k] = t.Data
+			tiles[t.Key] = t.Data
+		}
+	}
+	// read is the proofs' hash reader over what is at hand. It records
+	// the hashes it returned (read), those of them from the cache
+	// (cached), and the tiles it lacked (missing).
+	read := map[int64]tlog.Hash{}
+	var cached []int64
+	var missing, upper []TileKey
+	reader := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		var lack bool
+		for k, x := range ix {
+			if h, ok := read[x]; ok {
+				out[k] = h
+				continue
+			}
+			if useCache {
+				if h, ok := l.hashes.get(x); ok {
+					out[k], read[x] = h, h
+					cached = append(cached, x)
+					continue
+				}
+			}
+			t := tlog.TileForIndex(TileHeight, x)
+			key := TileKey{t.L, t.N}
+			d := tiles[key]
+			if len(d) < t.W*tlog.HashSize {
+				if !slices.Contains(missing, key) {
+					missing = append(missing, key)
+				}
+				lack = true
+				continue
+			}
+			if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
+				return nil, fmt.Errorf("ledger: %v: %d bytes is not a tile", key, len(d))
+			}
+			h, err := tlog.HashFromTile(t, d, x)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: %v: %w", key, err)
+			}
+			out[k], read[x] = h, h
+			if key.L >= cachedLevel && !slices.Contains(upper, key) {
+				upper = append(upper, key)
 			}
 		}
-	}
-	var cached []TileKey
-	for k, key := range plan.keys {
-		if data[k] == nil && useCache {
-			if data[k] = l.tiles.get(key); data[k] != nil {
-				cached = append(cached, key)
+		if lack {
+			return nil, errTileMissing
+		}
+		return out, nil
+	})
+	proofs := make([]tlog.RecordProof, len(indexes))
+	// Two rounds: what is at hand, then (if anything was missing) again
+	// after one store call for the rest.
+	for round := 0; ; round++ {
+		missing = missing[:0]
+		var again bool
+		for k, i := range indexes {
+			if proofs[k] != nil {
+				continue
+			}
+			p, err := tlog.ProveRecord(cp.Size, i, reader)
+			switch {
+			case errors.Is(err, errTileMissing) && round == 0:
+				again = true
+				continue
+			case errors.Is(err, errTileMissing):
+				return nil, cached, fmt.Errorf("ledger: entry %d: %v: %w", i, missing, ErrNotFound)
+			case err != nil:
+				return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
+			}
+			proofs[k] = p
+		}
+		var missE []int64
+		for _, i := range indexes {
+			if _, ok := entries[i]; !ok && !slices.Contains(missE, i) {
+				missE = append(missE, i)
 			}
 		}
-	}
-	for _, t := range plan.tiles {
-		if k := plan.pos[TileKey{t.L, t.N}]; len(data[k]) < t.W*tlog.HashSize {
-			data[k] = nil
+		if round > 0 || !again && len(missE) == 0 {
+			break
 		}
-	}
-	var missE []int64
-	for _, i := range indexes {
-		if _, ok := entries[i]; !ok && !slices.Contains(missE, i) {
-			missE = append(missE, i)
-		}
-	}
-	var missT []TileKey
-	for k, key := range plan.keys {
-		if data[k] == nil {
-			missT = append(missT, key)
-		}
-	}
-	if len(missE)+len(missT) > 0 {
-		es, ts, err := l.st.ReadProofData(ctx, missE, missT)
+		es, ts, err := l.st.ReadProofData(ctx, missE, missing)
 		if err != nil {
 			return nil, cached, fmt.Errorf("ledger: %w", err)
+		}
+		if len(es) != len(missE) || len(ts) != len(missing) {
+			return nil, cached, fmt.Errorf("ledger: store returned %d entries and %d tiles for %d and %d", len(es), len(ts), len(missE), len(missing))
 		}
 		for _, e := range es {
 			entries[e.Index] = e
 		}
-		for j, key := range missT {
-			data[plan.pos[key]] = ts[j]
-		}
-	}
-	hs, err := plan.hashes(data)
-	if err != nil {
-		return nil, cached, err
-	}
-	hashAt := make(map[int64]tlog.Hash, len(want))
-	for k, x := range want {
-		hashAt[x] = hs[k]
-	}
-	known := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for k, x := range ix {
-			h, ok := hashAt[x]
-			if !ok {
-				return nil, fmt.Errorf("hash %d was not read", x)
+		for j, key := range missing {
+			if len(ts[j]) > len(tiles[key]) {
+				tiles[key] = ts[j]
 			}
-			out[k] = h
 		}
-		return out, nil
-	})
+	}
 	out := make([]Proven, len(indexes))
 	for k, i := range indexes {
 		e, ok := entries[i]
@@ -932,20 +959,33 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 		if err != nil {
 			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
 		}
-		p, err := tlog.ProveRecord(cp.Size, i, known)
-		if err != nil {
-			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
-		}
-		if err := tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
+		if err := tlog.CheckRecord(proofs[k], cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
 			return nil, cached, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
 		}
-		out[k] = Proven{Entry: e, Event: ev, Proof: p}
+		out[k] = Proven{Entry: e, Event: ev, Proof: proofs[k]}
 	}
-	// Every hash read took part in a checked proof: the upper tiles are
-	// worth keeping.
-	for k, key := range plan.keys {
-		l.tiles.put(key, data[k])
+	// Every hash read took part in a checked proof: the upper and
+	// right-edge ones are worth keeping, and so are the other hashes of
+	// the upper tiles read, at every level they hold (the next proofs'
+	// siblings; one that is wrong fails a proof, which is then made again
+	// without the cache).
+	for _, key := range upper {
+		d := tiles[key]
+		t := tlog.Tile{H: TileHeight, L: key.L, N: key.N, W: len(d) / tlog.HashSize}
+		first := key.N << TileHeight
+		for h := range TileHeight {
+			for n := first >> h; n < (first+int64(t.W))>>h; n++ {
+				x := tlog.StoredHashIndex(key.L*TileHeight+h, n)
+				if _, ok := read[x]; ok {
+					continue
+				}
+				if hx, err := tlog.HashFromTile(t, d, x); err == nil {
+					read[x] = hx
+				}
+			}
+		}
 	}
+	l.hashes.put(read, cp.Size)
 	return out, cached, nil
 }
 

@@ -238,9 +238,9 @@ type Holding struct {
 	Checkpoint Checkpoint
 	Latest     int64
 	// Data may hold the entries of the lease's start and end and of the
-	// run's start, and their level-0 tiles, read in the same statement
-	// (what who-had's proofs need beyond the upper tiles); whatever is
-	// absent is read afterwards.
+	// run's start, and their tiles of levels 0 to 2, read in the same
+	// statement (what who-had's proofs need beyond the upper tree, which
+	// the Log caches); whatever is absent is read afterwards.
 	Data  ProofData
 	Lease *Lease
 	Run   *Run

@@ -620,7 +620,7 @@ func testHolder(t *testing.T, w *World) {
 		Ev(t, ledger.LeaseEndType, "h1", "vm-x", 3, lease("52:54:00:00:00:07", ip.String())),
 		Ev(t, ledger.LeaseStart, "h1", "vm-x", 4, lease("52:54:00:00:00:07", ip.String())),
 		Ev(t, ledger.VMStopped, "h1", "vm-x", 6, nil))
-	cp := w.Ingest(t, Filler(t, "h2", 100, 2)...)
+	cp := w.Ingest(t, Filler(t, "h2", 100, 300)...) // level-2 tiles exist
 	w.CatchUp(t)
 	for _, tc := range []struct {
 		name       string
@@ -668,7 +668,7 @@ func testHolder(t *testing.T, w *World) {
 			t.Errorf("%s: Data has %d entries, want those of %v", tc.name, len(h.Data.Entries), used)
 		}
 		for _, x := range used {
-			for _, k := range []ledger.TileKey{{L: 0, N: x >> ledger.TileHeight}, {L: 1, N: x >> (2 * ledger.TileHeight)}} {
+			for _, k := range []ledger.TileKey{{L: 0, N: x >> ledger.TileHeight}, {L: 1, N: x >> (2 * ledger.TileHeight)}, {L: 2, N: x >> (3 * ledger.TileHeight)}} {
 				stored, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
 				if err == nil && stored[0] != nil && !slices.ContainsFunc(h.Data.Tiles, func(td ledger.TileData) bool { return td.Key == k }) {
 					t.Errorf("%s: Data lacks %v, which is stored, of entry %d", tc.name, k, x)
@@ -681,12 +681,12 @@ func testHolder(t *testing.T, w *World) {
 			}
 		}
 		for _, td := range h.Data.Tiles {
-			if td.Key.L == 1 && slices.ContainsFunc(used, func(x int64) bool { return td.Key.N == x>>(2*ledger.TileHeight) }) {
+			if td.Key.L >= 1 && td.Key.L <= 2 && slices.ContainsFunc(used, func(x int64) bool { return td.Key.N == x>>((td.Key.L+1)*ledger.TileHeight) }) {
 				continue // its hashes are checked by who-had's proofs
 			}
 			i := slices.IndexFunc(used, func(x int64) bool { return td.Key == ledger.TileKey{L: 0, N: x >> ledger.TileHeight} })
 			if i < 0 {
-				t.Errorf("%s: Data has %v, want the level-0 or level-1 tile of one of %v", tc.name, td.Key, used)
+				t.Errorf("%s: Data has %v, want the level-0, 1 or 2 tile of one of %v", tc.name, td.Key, used)
 				continue
 			}
 			x := used[i]
@@ -1192,9 +1192,12 @@ func testLyingStore(t *testing.T, w *World) {
 		Ev(t, ledger.LeaseStart, "h1", "vm-l", 401, lease("52:54:00:00:00:12", ip.String())))
 	w.Ingest(t, Filler(t, "h2", 500, 40)...)
 	st := &lying{Store: w.Store}
-	l, err := ledger.New(st, w.LogKey, ledger.Options{})
-	if err != nil {
-		t.Fatal(err)
+	var l *ledger.Log
+	newLog := func() {
+		var err error
+		if l, err = ledger.New(st, w.LogKey, ledger.Options{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	at := T0.Add(450 * time.Minute)
 	ask := func() (*ledger.Answer, error) { return l.WhoHad(ctx, ip, at) }
@@ -1228,6 +1231,9 @@ func testLyingStore(t *testing.T, w *World) {
 			}
 		}},
 	} {
+		// A Log of its own: one that proved answers before holds the
+		// upper tree's hashes, and reads no upper tile again.
+		newLog()
 		st.set(tc.holder, tc.readData)
 		if ans, err := ask(); err == nil {
 			t.Errorf("%s: WhoHad = %+v; want an error", tc.name, ans)

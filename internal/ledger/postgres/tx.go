@@ -408,11 +408,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		var rFrom, rTo *time.Time
 		var rStart, rEnd *int64
 		var xBatch [3]*int64
-		var xBody, tData, uData [3][]byte
+		var xBody, tData, uData, vData [3][]byte
 		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
-			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data
+			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data, v0.data, v1.data, v2.data
 			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
 				ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
@@ -427,11 +427,14 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift+`
 			LEFT JOIN tiles u0 ON u0.level = 1 AND u0.n = l.start_idx >> `+tileShift2+`
 			LEFT JOIN tiles u1 ON u1.level = 1 AND u1.n = e.end_idx >> `+tileShift2+`
-			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2,
+			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2+`
+			LEFT JOIN tiles v0 ON v0.level = 2 AND v0.n = l.start_idx >> `+tileShift3+`
+			LEFT JOIN tiles v1 ON v1.level = 2 AND v1.n = e.end_idx >> `+tileShift3+`
+			LEFT JOIN tiles v2 ON v2.level = 2 AND v2.n = r.start_idx >> `+tileShift3,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
-			&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2])
+			&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2], &vData[0], &vData[1], &vData[2])
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("ledger postgres: checkpoint: %w", ledger.ErrNotFound)
 		}
@@ -453,8 +456,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			h.Run = &ledger.Run{VM: *rVM, Name: *rName, Host: *rHost, Owner: *rOwner, Image: *rImage, List: *rList, Endorser: *rEndorser,
 				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
 		}
-		// The proofs' entries and level-0 and level-1 tiles, where the row
-		// has them.
+		// The proofs' entries and level-0, level-1 and level-2 tiles, where
+		// the row has them.
 		for k, at := range []*int64{lStart, lEnd, rStart} {
 			if at == nil || *at < 0 {
 				continue
@@ -467,6 +470,9 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			}
 			if uData[k] != nil {
 				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: *at >> (2 * ledger.TileHeight)}, Data: uData[k]})
+			}
+			if vData[k] != nil {
+				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 2, N: *at >> (3 * ledger.TileHeight)}, Data: vData[k]})
 			}
 		}
 		return nil
@@ -737,10 +743,12 @@ func ceilMicro(t time.Time) time.Time {
 }
 
 // tileShift is ledger.TileHeight in SQL: a level-0 tile's n is an entry
-// index shifted right by it, a level-1 tile's by tileShift2.
+// index shifted right by it, a level-1 tile's by tileShift2, a level-2
+// tile's by tileShift3.
 const (
 	tileShift  = "4"
 	tileShift2 = "8"
+	tileShift3 = "12"
 )
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight

@@ -577,7 +577,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	row := s.rq.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
-		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data
+		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data, v0.data, v1.data, v2.data
 		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 		LEFT JOIN (SELECT * FROM leases WHERE ip = ? AND from_ts <= ? AND start_idx < (SELECT indexed FROM index_state WHERE id = 1)
 			ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON 1
@@ -592,7 +592,10 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift+`
 		LEFT JOIN tiles u0 ON u0.id = `+level1+` | (l.start_idx >> `+tileShift2+`)`+`
 		LEFT JOIN tiles u1 ON u1.id = `+level1+` | (e.end_idx >> `+tileShift2+`)`+`
-		LEFT JOIN tiles u2 ON u2.id = `+level1+` | (r.start_idx >> `+tileShift2+`)`,
+		LEFT JOIN tiles u2 ON u2.id = `+level1+` | (r.start_idx >> `+tileShift2+`)
+		LEFT JOIN tiles v0 ON v0.id = `+level2+` | (l.start_idx >> `+tileShift3+`)
+		LEFT JOIN tiles v1 ON v1.id = `+level2+` | (e.end_idx >> `+tileShift3+`)
+		LEFT JOIN tiles v2 ON v2.id = `+level2+` | (r.start_idx >> `+tileShift3+`)`,
 		ip.Unmap().String(), t, t, t)
 	var h ledger.Holding
 	var root []byte
@@ -603,11 +606,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	var rStart, rEnd sql.NullInt64
 	var r ledger.Run
 	var xBatch [3]sql.NullInt64
-	var xBody, tData, uData [3][]byte
+	var xBody, tData, uData, vData [3][]byte
 	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
 		&h.Latest, &lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
 		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd,
-		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2])
+		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2], &vData[0], &vData[1], &vData[2])
 	if errors.Is(err, sql.ErrNoRows) {
 		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
 	}
@@ -630,8 +633,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		r.Start, r.End = rStart.Int64, rEnd.Int64
 		h.Run = &r
 	}
-	// The proofs' entries and level-0 and level-1 tiles, where the row has
-	// them.
+	// The proofs' entries and level-0, level-1 and level-2 tiles, where
+	// the row has them.
 	for k, at := range []sql.NullInt64{lStart, lEnd, rStart} {
 		if !at.Valid || at.Int64 < 0 {
 			continue
@@ -645,17 +648,23 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		if uData[k] != nil {
 			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: at.Int64 >> (2 * ledger.TileHeight)}, Data: uData[k]})
 		}
+		if vData[k] != nil {
+			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 2, N: at.Int64 >> (3 * ledger.TileHeight)}, Data: vData[k]})
+		}
 	}
 	return h, nil
 }
 
 // tileShift is ledger.TileHeight in SQL: a level-0 tile's id is an entry
 // index shifted right by it; a level-1 tile's is level1 | the index
-// shifted right by tileShift2 (tileID).
+// shifted right by tileShift2, a level-2 tile's level2 | the index
+// shifted right by tileShift3 (tileID).
 const (
 	tileShift  = "4"
 	tileShift2 = "8"
+	tileShift3 = "12"
 	level1     = "36028797018963968" // 1 << 55
+	level2     = "72057594037927936" // 2 << 55
 )
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
