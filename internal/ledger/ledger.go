@@ -857,7 +857,7 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 	// read is the proofs' hash reader over what is at hand. It records
 	// the hashes it returned (read), those of them from the cache
 	// (cached), and the tiles it lacked (missing).
-	read := map[int64]tlog.Hash{}
+	read := make(map[int64]tlog.Hash, 32*len(indexes)) // a proof in a tree of 10M reads about 25
 	var cached []int64
 	var missing, upper []TileKey
 	reader := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {

@@ -423,14 +423,14 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			LEFT JOIN entries x1 ON x1.idx = e.end_idx
 			LEFT JOIN entries x2 ON x2.idx = r.start_idx
 			LEFT JOIN tiles t0 ON t0.level = 0 AND t0.n = l.start_idx >> `+tileShift+`
-			LEFT JOIN tiles t1 ON t1.level = 0 AND t1.n = e.end_idx >> `+tileShift+`
-			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift+`
+			LEFT JOIN tiles t1 ON t1.level = 0 AND t1.n = e.end_idx >> `+tileShift+` AND t1.n IS DISTINCT FROM t0.n
+			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift+` AND t2.n IS DISTINCT FROM t0.n AND t2.n IS DISTINCT FROM t1.n
 			LEFT JOIN tiles u0 ON u0.level = 1 AND u0.n = l.start_idx >> `+tileShift2+`
-			LEFT JOIN tiles u1 ON u1.level = 1 AND u1.n = e.end_idx >> `+tileShift2+`
-			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2+`
+			LEFT JOIN tiles u1 ON u1.level = 1 AND u1.n = e.end_idx >> `+tileShift2+` AND u1.n IS DISTINCT FROM u0.n
+			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2+` AND u2.n IS DISTINCT FROM u0.n AND u2.n IS DISTINCT FROM u1.n
 			LEFT JOIN tiles v0 ON v0.level = 2 AND v0.n = l.start_idx >> `+tileShift3+`
-			LEFT JOIN tiles v1 ON v1.level = 2 AND v1.n = e.end_idx >> `+tileShift3+`
-			LEFT JOIN tiles v2 ON v2.level = 2 AND v2.n = r.start_idx >> `+tileShift3,
+			LEFT JOIN tiles v1 ON v1.level = 2 AND v1.n = e.end_idx >> `+tileShift3+` AND v1.n IS DISTINCT FROM v0.n
+			LEFT JOIN tiles v2 ON v2.level = 2 AND v2.n = r.start_idx >> `+tileShift3+` AND v2.n IS DISTINCT FROM v0.n AND v2.n IS DISTINCT FROM v1.n`,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
@@ -457,7 +457,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
 		}
 		// The proofs' entries and level-0, level-1 and level-2 tiles, where
-		// the row has them.
+		// the row has them (each tile once: the statement leaves out one
+		// another entry's tile already brings).
 		for k, at := range []*int64{lStart, lEnd, rStart} {
 			if at == nil || *at < 0 {
 				continue

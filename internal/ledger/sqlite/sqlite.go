@@ -574,7 +574,7 @@ func (s *Store) LeasesAt(ctx context.Context, ip netip.Addr, at time.Time, limit
 // at and its VM's run in one query (one snapshot).
 func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger.Holding, error) {
 	t := sqlitedb.EncodeTime(at)
-	row := s.rq.QueryRowContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
+	rows, err := s.rq.QueryContext(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
 		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data, v0.data, v1.data, v2.data
@@ -588,17 +588,30 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		LEFT JOIN entries x1 ON x1.idx = e.end_idx
 		LEFT JOIN entries x2 ON x2.idx = r.start_idx
 		LEFT JOIN tiles t0 ON t0.id = l.start_idx >> `+tileShift+`
-		LEFT JOIN tiles t1 ON t1.id = e.end_idx >> `+tileShift+`
-		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift+`
+		LEFT JOIN tiles t1 ON t1.id = e.end_idx >> `+tileShift+` AND t1.id IS NOT t0.id
+		LEFT JOIN tiles t2 ON t2.id = r.start_idx >> `+tileShift+` AND t2.id IS NOT t0.id AND t2.id IS NOT t1.id
 		LEFT JOIN tiles u0 ON u0.id = `+level1+` | (l.start_idx >> `+tileShift2+`)`+`
-		LEFT JOIN tiles u1 ON u1.id = `+level1+` | (e.end_idx >> `+tileShift2+`)`+`
-		LEFT JOIN tiles u2 ON u2.id = `+level1+` | (r.start_idx >> `+tileShift2+`)
+		LEFT JOIN tiles u1 ON u1.id = `+level1+` | (e.end_idx >> `+tileShift2+`) AND u1.id IS NOT u0.id
+		LEFT JOIN tiles u2 ON u2.id = `+level1+` | (r.start_idx >> `+tileShift2+`) AND u2.id IS NOT u0.id AND u2.id IS NOT u1.id
 		LEFT JOIN tiles v0 ON v0.id = `+level2+` | (l.start_idx >> `+tileShift3+`)
-		LEFT JOIN tiles v1 ON v1.id = `+level2+` | (e.end_idx >> `+tileShift3+`)
-		LEFT JOIN tiles v2 ON v2.id = `+level2+` | (r.start_idx >> `+tileShift3+`)`,
+		LEFT JOIN tiles v1 ON v1.id = `+level2+` | (e.end_idx >> `+tileShift3+`) AND v1.id IS NOT v0.id
+		LEFT JOIN tiles v2 ON v2.id = `+level2+` | (r.start_idx >> `+tileShift3+`) AND v2.id IS NOT v0.id AND v2.id IS NOT v1.id`,
 		ip.Unmap().String(), t, t, t)
+	if err != nil {
+		return ledger.Holding{}, s.errf("holder of %v: %w", ip, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return ledger.Holding{}, s.errf("holder of %v: %w", ip, err)
+		}
+		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
+	}
 	var h ledger.Holding
-	var root []byte
+	// The blobs as the driver holds them (RawBytes: valid until the next
+	// Next or Close), then copied into one allocation: a who-had's
+	// garbage is what the collector's pauses scale with.
+	var root, note sql.RawBytes
 	var lIP, lMAC, lVM, lHost sql.NullString
 	var lStart, lEnd sql.NullInt64
 	var l ledger.Lease
@@ -606,14 +619,11 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 	var rStart, rEnd sql.NullInt64
 	var r ledger.Run
 	var xBatch [3]sql.NullInt64
-	var xBody, tData, uData, vData [3][]byte
-	err := row.Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, sqlitedb.ScanTime(&h.Checkpoint.Time),
+	var xBody, tData, uData, vData [3]sql.RawBytes
+	err = rows.Scan(&h.Checkpoint.Size, &root, &note, sqlitedb.ScanTime(&h.Checkpoint.Time),
 		&h.Latest, &lIP, &lMAC, &lVM, &lHost, sqlitedb.ScanTime(&l.From), sqlitedb.ScanTime(&l.To), &lStart, &lEnd,
 		&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, sqlitedb.ScanTime(&r.From), sqlitedb.ScanTime(&r.To), &rStart, &rEnd,
 		&xBatch[0], &xBody[0], &xBatch[1], &xBody[1], &xBatch[2], &xBody[2], &tData[0], &tData[1], &tData[2], &uData[0], &uData[1], &uData[2], &vData[0], &vData[1], &vData[2])
-	if errors.Is(err, sql.ErrNoRows) {
-		return ledger.Holding{}, s.errf("checkpoint: %w", ledger.ErrNotFound)
-	}
 	if err != nil {
 		return ledger.Holding{}, s.errf("holder of %v: %w", ip, err)
 	}
@@ -621,6 +631,26 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		return ledger.Holding{}, s.errf("checkpoint %d: root of %d bytes", h.Checkpoint.Size, len(root))
 	}
 	copy(h.Checkpoint.Root[:], root)
+	blobs := [][]sql.RawBytes{{note}, xBody[:], tData[:], uData[:], vData[:]}
+	var n int
+	for _, bs := range blobs {
+		for _, b := range bs {
+			n += len(b)
+		}
+	}
+	arena := make([]byte, 0, n)
+	keep := func(b sql.RawBytes) []byte {
+		if b == nil {
+			return nil
+		}
+		arena = append(arena, b...)
+		return arena[len(arena)-len(b) : len(arena) : len(arena)]
+	}
+	h.Checkpoint.Note = keep(note)
+	var body, lv0, lv1, lv2 [3][]byte // entries' bodies, their tiles of levels 0, 1, 2
+	for k := range 3 {
+		body[k], lv0[k], lv1[k], lv2[k] = keep(xBody[k]), keep(tData[k]), keep(uData[k]), keep(vData[k])
+	}
 	if lIP.Valid {
 		if l.IP, err = netip.ParseAddr(lIP.String); err != nil {
 			return ledger.Holding{}, s.errf("lease: %w", err)
@@ -634,22 +664,19 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		h.Run = &r
 	}
 	// The proofs' entries and level-0, level-1 and level-2 tiles, where
-	// the row has them.
+	// the row has them (each tile once: the statement leaves out one
+	// another entry's tile already brings).
 	for k, at := range []sql.NullInt64{lStart, lEnd, rStart} {
 		if !at.Valid || at.Int64 < 0 {
 			continue
 		}
 		if xBatch[k].Valid {
-			h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: at.Int64, Batch: xBatch[k].Int64, Body: xBody[k]})
+			h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: at.Int64, Batch: xBatch[k].Int64, Body: body[k]})
 		}
-		if tData[k] != nil {
-			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: at.Int64 >> ledger.TileHeight}, Data: tData[k]})
-		}
-		if uData[k] != nil {
-			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: at.Int64 >> (2 * ledger.TileHeight)}, Data: uData[k]})
-		}
-		if vData[k] != nil {
-			h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 2, N: at.Int64 >> (3 * ledger.TileHeight)}, Data: vData[k]})
+		for L, d := range [][]byte{lv0[k], lv1[k], lv2[k]} {
+			if d != nil {
+				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: L, N: at.Int64 >> ((L + 1) * ledger.TileHeight)}, Data: d})
+			}
 		}
 	}
 	return h, nil
