@@ -17,15 +17,16 @@ const maxCachedHashes = 1 << 18
 const cachedLevel = 2
 
 // hashCache keeps stored hashes of the upper tree (tile level cachedLevel
-// and above) and of the tree's right edge, from tiles read by proofs
-// that were then checked against a signed checkpoint. Every proof in a
-// tree of a given size needs the same few of them, and a stored hash is
-// of a complete subtree: it never changes once written, so a cached hash
+// and above) and of the tree's right edge, from tiles read by proofs that
+// were then checked against a signed checkpoint. Proofs in a tree of a
+// given size need mostly the same few of them, and a stored hash is of a
+// complete subtree: it never changes once written, so a cached hash
 // serves any later proof. A cached hash is never trusted on its own: the
-// proof it takes part in is checked, and one that fails with cached
-// hashes is made again without them (and they are dropped), so a tile
-// changed in the store before its hashes were cached costs one retry,
-// never a wrong answer.
+// proof it takes part in is checked, and one that does not check with
+// cached hashes is made again without them (and they are dropped), so a
+// wrong hash in the cache — a tile changed in the store before it was
+// read, a tile's hash no proof had checked — costs one retry, never a
+// wrong answer.
 type hashCache struct {
 	mu sync.Mutex
 	m  map[int64]tlog.Hash
@@ -43,23 +44,30 @@ func (c *hashCache) get(x int64) (tlog.Hash, bool) {
 
 // put keeps the hashes of hs, read by proofs in a tree of size, that are
 // worth keeping: those at tile level cachedLevel and above, and those of
-// the complete subtrees the tree's right edge is made of, which every
-// proof in the tree needs. A hash already cached is replaced: hs were
-// checked. When the cache is full, arbitrary hashes make room.
+// the complete subtrees the tree's right edge is made of, which most
+// proofs in the tree need. A hash already cached is replaced. When the
+// cache is full, arbitrary hashes make room.
 func (c *hashCache) put(hs map[int64]tlog.Hash, size int64) {
+	type kept struct {
+		x int64
+		h tlog.Hash
+	}
+	var keep []kept
+	for x, h := range hs {
+		if level, n := tlog.SplitStoredHashIndex(x); level >= cachedLevel*TileHeight || rightEdge(level, n, size) {
+			keep = append(keep, kept{x, h})
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for x, h := range hs {
-		if level, n := tlog.SplitStoredHashIndex(x); level < cachedLevel*TileHeight && !rightEdge(level, n, size) {
-			continue
-		}
-		if _, ok := c.m[x]; !ok && len(c.m) >= maxCachedHashes {
+	for _, k := range keep {
+		if _, ok := c.m[k.x]; !ok && len(c.m) >= maxCachedHashes {
 			for old := range c.m {
 				delete(c.m, old)
 				break
 			}
 		}
-		c.m[x] = h
+		c.m[k.x] = k.h
 	}
 }
 

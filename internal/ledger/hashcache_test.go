@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ type memTree struct {
 	calls  int
 	asked  []TileKey
 	lie    map[TileKey][]byte // tiles served instead of the true ones
+	fail   error              // returned by ReadProofData when set
 }
 
 func newMemTree(t *testing.T, n int) (*memTree, Checkpoint) {
@@ -63,6 +65,9 @@ func (m *memTree) ReadProofData(_ context.Context, ix []int64, keys []TileKey) (
 	defer m.mu.Unlock()
 	m.calls++
 	m.asked = append(m.asked, keys...)
+	if m.fail != nil {
+		return nil, nil, m.fail
+	}
 	var es []Entry
 	for _, i := range ix {
 		es = append(es, Entry{Index: i, Body: m.bodies[i]})
@@ -196,9 +201,22 @@ func TestProveHashCache(t *testing.T) {
 	ps, err = l.proveAll(ctx, []int64{3}, cp, nil)
 	check("truth again", ps, err, 3)
 
+	// A store that fails: its error, and the cache kept (only a proof
+	// that does not check drops what it took from the cache).
+	n := len(l.hashes.m)
+	m.reset()
+	m.fail = errors.New("disk on fire")
+	if _, err := l.proveAll(ctx, []int64{600}, cp, nil); !errors.Is(err, m.fail) {
+		t.Errorf("proof with a failing store: %v; want its error", err)
+	}
+	if calls, _ := m.reset(); calls != 1 || len(l.hashes.m) != n {
+		t.Errorf("failing store: %d store calls (want 1), cache %d hashes (want %d)", calls, len(l.hashes.m), n)
+	}
+	m.fail = nil
+
 	// A tile the store does not have: ErrNotFound.
 	delete(m.tiles, TileKey{L: 0, N: 10})
-	if _, err := l.proveAll(ctx, []int64{165}, cp, nil); err == nil {
-		t.Error("proof with a tile missing from the store: no error")
+	if _, err := l.proveAll(ctx, []int64{165}, cp, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("proof with a tile missing from the store: %v; want ErrNotFound", err)
 	}
 }

@@ -818,12 +818,21 @@ type Proven struct {
 // hash cache does not hold is read in one store call.
 func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData) ([]Proven, error) {
 	out, cached, err := l.prove(ctx, indexes, cp, have, true)
-	if err != nil && len(cached) > 0 {
+	if errors.Is(err, errNotInTree) && len(cached) > 0 {
+		// A wrong cached hash shows only as a proof that does not check.
 		l.hashes.drop(cached)
-		out, _, err = l.prove(ctx, indexes, cp, have, false)
+		var err2 error
+		if out, _, err2 = l.prove(ctx, indexes, cp, have, false); err2 != nil {
+			return nil, errors.Join(err, fmt.Errorf("without the cache: %w", err2))
+		}
+		return out, nil
 	}
 	return out, err
 }
+
+// errNotInTree is wrapped by prove's error for a proof that does not
+// check against the checkpoint's root.
+var errNotInTree = errors.New("not in the tree")
 
 // errTileMissing is what prove's hash reader returns for a hash whose
 // tile is not at hand (or too narrow).
@@ -859,7 +868,8 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 	// (cached), and the tiles it lacked (missing).
 	read := make(map[int64]tlog.Hash, 32*len(indexes)) // a proof in a tree of 10M reads about 25
 	var cached []int64
-	var missing, upper []TileKey
+	var missing, upper []TileKey // in the order first met
+	inMissing, inUpper := map[TileKey]bool{}, map[TileKey]bool{}
 	reader := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(ix))
 		var lack bool
@@ -879,7 +889,8 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 			key := TileKey{t.L, t.N}
 			d := tiles[key]
 			if len(d) < t.W*tlog.HashSize {
-				if !slices.Contains(missing, key) {
+				if !inMissing[key] {
+					inMissing[key] = true
 					missing = append(missing, key)
 				}
 				lack = true
@@ -893,7 +904,8 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 				return nil, fmt.Errorf("ledger: %v: %w", key, err)
 			}
 			out[k], read[x] = h, h
-			if key.L >= cachedLevel && !slices.Contains(upper, key) {
+			if key.L >= cachedLevel && !inUpper[key] {
+				inUpper[key] = true
 				upper = append(upper, key)
 			}
 		}
@@ -907,6 +919,7 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 	// after one store call for the rest.
 	for round := 0; ; round++ {
 		missing = missing[:0]
+		clear(inMissing)
 		var again bool
 		for k, i := range indexes {
 			if proofs[k] != nil {
@@ -960,15 +973,16 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
 		}
 		if err := tlog.CheckRecord(proofs[k], cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
-			return nil, cached, fmt.Errorf("ledger: entry %d is not in the tree of checkpoint %d: %w", i, cp.Size, err)
+			return nil, cached, fmt.Errorf("ledger: entry %d is %w of checkpoint %d: %w", i, errNotInTree, cp.Size, err)
 		}
 		out[k] = Proven{Entry: e, Event: ev, Proof: proofs[k]}
 	}
-	// Every hash read took part in a checked proof: the upper and
-	// right-edge ones are worth keeping, and so are the other hashes of
-	// the upper tiles read, at every level they hold (the next proofs'
-	// siblings; one that is wrong fails a proof, which is then made again
-	// without the cache).
+	// The hashes read took part in checked proofs: the upper and
+	// right-edge ones are worth keeping. So are the other hashes the
+	// upper tiles read hold, at every level (the next proofs' siblings),
+	// though no proof checked those: a wrong one makes a later proof fail,
+	// which is then made again without the cache (and the hashes it took
+	// from the cache dropped).
 	for _, key := range upper {
 		d := tiles[key]
 		t := tlog.Tile{H: TileHeight, L: key.L, N: key.N, W: len(d) / tlog.HashSize}

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -696,6 +697,42 @@ func testHolder(t *testing.T, w *World) {
 			}
 		}
 	}
+
+	// A lease whose end is 300 entries after its start: their level-0
+	// and level-1 tiles differ, their level-2 tile is the same. Each tile
+	// comes once, as stored.
+	ip2 := netip.MustParseAddr("10.9.0.9")
+	start := w.Ingest(t, Ev(t, ledger.LeaseStart, "h1", "vm-y", 500, lease("52:54:00:00:00:09", ip2.String()))).Size - 1
+	w.Ingest(t, Filler(t, "h2", 501, 300)...)
+	end := w.Ingest(t, Ev(t, ledger.LeaseEndType, "h1", "vm-y", 900, lease("52:54:00:00:00:09", ip2.String()))).Size - 1
+	w.CatchUp(t)
+	h, err := w.Store.Holder(ctx, ip2, at(600))
+	if err != nil || h.Lease == nil || h.Lease.Start != start || h.Lease.End != end {
+		t.Fatalf("Holder of %v: %+v, %v; want the lease of entries %d to %d", ip2, h.Lease, err, start, end)
+	}
+	want := map[ledger.TileKey]bool{}
+	for _, x := range []int64{start, end} {
+		for L := range 3 {
+			want[ledger.TileKey{L: L, N: x >> ((L + 1) * ledger.TileHeight)}] = true
+		}
+	}
+	if len(want) != 5 {
+		t.Fatalf("entries %d and %d share %d tiles; the case wants 1", start, end, 6-len(want))
+	}
+	got := map[ledger.TileKey]bool{}
+	for _, td := range h.Data.Tiles {
+		if got[td.Key] {
+			t.Errorf("Holder of %v: %v twice", ip2, td.Key)
+		}
+		got[td.Key] = true
+		stored, err := w.Store.ReadTiles(ctx, []ledger.TileKey{td.Key})
+		if err != nil || !bytes.Equal(stored[0], td.Data) {
+			t.Errorf("Holder of %v: %v is not the stored tile (%v)", ip2, td.Key, err)
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Holder of %v: tiles %v, want %v", ip2, got, want)
+	}
 }
 
 // testRewrittenHistory: an intruder edits an entry and rewrites the
@@ -1243,9 +1280,25 @@ func testLyingStore(t *testing.T, w *World) {
 			t.Errorf("%s: WhoHad once the store tells the truth = %+v, %v", tc.name, ans, err)
 		}
 	}
+	// A Log whose cache is warm (l has answered): a changed level-0 tile
+	// (never cached) fails the proof with cached hashes and without them.
+	st.set(func(h *ledger.Holding) {
+		for i := range h.Data.Tiles {
+			if h.Data.Tiles[i].Key.L == 0 {
+				h.Data.Tiles[i].Data = flip(h.Data.Tiles[i].Data)
+			}
+		}
+	}, nil)
+	if ans, err := ask(); err == nil {
+		t.Errorf("warm cache, changed level-0 tile: WhoHad = %+v; want an error", ans)
+	}
+	st.set(nil, nil)
+	if ans, err := ask(); err != nil || ans.Lease.VM != "vm-l" {
+		t.Errorf("warm cache, once the store tells the truth: WhoHad = %+v, %v", ans, err)
+	}
 	// An upper tile changed after it was cached: the cached copy still
 	// proves what the log signed; Verify and uncached proofs see the change.
-	k := ledger.TileKey{L: 2, N: 0} // level 8 of entries 0..255: the lease's proof uses it (level-1 tiles come with Holder's answer)
+	k := ledger.TileKey{L: 2, N: 0} // level 8 of entries 0..255: the lease's proof uses it (it comes with Holder's answer too, but the cache is read first)
 	d, err := w.Store.ReadTiles(ctx, []ledger.TileKey{k})
 	if err != nil || d[0] == nil {
 		t.Fatalf("tile %v: %v", k, err)
