@@ -8,7 +8,8 @@
 #      10k on PostgreSQL; events/s per million, and the time split between
 #      making/signing events, the Log's checks and tree, and the store;
 #   2. inclusion proof latency on the full log (Log.Prove + tlog.CheckRecord
-#      of SAMPLES random entries, p50/p99);
+#      of SAMPLES random entries, p50/p99; with Log.Entry first; and
+#      Log.ProveEntry, as vmtrust ledger prove makes it);
 #   3. who-had latency on the full log (Log.WhoHad with its 3 proofs, for
 #      SAMPLES random leases, each answer checked);
 #   4. the database size after 1M events and at the end (SQLite file + WAL
@@ -150,7 +151,7 @@ for b in $BACKENDS; do
 	python3 - "$BENCH_DIR/$b-ingest.json" "$BENCH_DIR/$b-query.json" >"$BENCH_DIR/$b.json" <<'PY'
 import json, sys
 ingest, query = (json.load(open(f)) for f in sys.argv[1:3])
-for k in ("prove", "prove_entry", "who_had", "who_had_store", "who_had_last_pass", "settled", "settle_seconds"):
+for k in ("prove", "prove_entry", "prove_one_call", "who_had", "who_had_store", "who_had_last_pass", "settled", "settle_seconds"):
     ingest[k] = query[k]
 print(json.dumps(ingest))
 PY
@@ -185,6 +186,7 @@ row("Ingest seconds: Log (verify, parse, tree) / store (Append, begin+commit)", 
 row("µs/event: Parse, batch root+verify, record hash, Sign", lambda x: f"{x['micro']['parse_us_per_event']}, {x['micro']['batch_root_verify_us_per_event']}, {x['micro']['record_hash_us_per_event']}, {x['micro']['sign_us_per_event']}")
 row("Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove']['p50_us']:,} / {x['prove']['p99_us']:,}")
 row("Entry + Prove + CheckRecord p50 / p99 µs", lambda x: f"{x['prove_entry']['p50_us']:,} / {x['prove_entry']['p99_us']:,}")
+row("ProveEntry (as vmtrust ledger prove: one store call, checked) p50 / p99 µs", lambda x: f"{x['prove_one_call']['p50_us']:,} / {x['prove_one_call']['p99_us']:,}")
 row("queries on a settled database (WAL checkpointed, sync), seconds to settle", lambda x: ("yes, %.1f s" % x['settle_seconds']) if x.get('settled') else "no")
 row("WhoHad (3 proofs) p50 / p99 µs", lambda x: f"{x['who_had']['p50_us']:,} / {x['who_had']['p99_us']:,}")
 row("of which Store.Holder (the one statement) p50 / p99 µs", lambda x: f"{x['who_had_store']['p50_us']:,} / {x['who_had_store']['p99_us']:,}")

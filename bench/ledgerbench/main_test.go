@@ -188,12 +188,12 @@ func TestChecksFail(t *testing.T) {
 	if _, _, _, err := whoHad(ctx, l, timed, w, 10*leases, 100, 1, rng, slog.New(slog.DiscardHandler)); err == nil {
 		t.Error("who-had on leases not in the log: no error")
 	}
-	if _, _, err := proofs(ctx, l, cp, 100, rng); err != nil {
-		t.Fatalf("proofs: %v", err)
+	if _, _, one, err := proofs(ctx, l, cp, 100, rng); err != nil || one.N != 100 {
+		t.Fatalf("proofs: %+v, %v", one, err)
 	}
 	bad := cp
 	bad.Root[0] ^= 1
-	if _, _, err := proofs(ctx, l, bad, 100, rng); err == nil {
+	if _, _, _, err := proofs(ctx, l, bad, 100, rng); err == nil {
 		t.Error("proofs against a wrong root: no error")
 	}
 }

@@ -308,17 +308,17 @@ func newLedgerProveCmd(g *Globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				e, err := l.log.Entry(ctx, idx)
-				if err != nil {
-					return inputErr(err)
+				if idx >= size {
+					return inputErr(fmt.Errorf("event %d is beyond checkpoint %d", idx, size))
 				}
-				p, err := l.log.Prove(ctx, idx, size)
-				if err != nil {
-					return inputErr(err)
-				}
-				if err := tlog.CheckRecord(p, size, root, idx, tlog.RecordHash(e.Body)); err != nil {
+				pr, err := l.log.ProveEntry(ctx, idx, size, root)
+				if errors.Is(err, ledger.ErrNotInTree) {
 					return &classed{ErrTampered, fmt.Errorf("event %d does not prove against checkpoint %d: %w", idx, size, err)}
 				}
+				if err != nil {
+					return inputErr(err)
+				}
+				e, p := pr.Entry, pr.Proof
 				if asJSON {
 					return printJSON(g.Stdout, map[string]any{"message_type": "ledger_proof", "index": idx, "tree_size": size,
 						"root": root[:], "event": json.RawMessage(e.Body), "proof": proofBytes(p)})

@@ -818,7 +818,7 @@ type Proven struct {
 // hash cache does not hold is read in one store call.
 func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have *ProofData) ([]Proven, error) {
 	out, cached, err := l.prove(ctx, indexes, cp, have, true)
-	if errors.Is(err, errNotInTree) && len(cached) > 0 {
+	if errors.Is(err, ErrNotInTree) && len(cached) > 0 {
 		// A wrong cached hash shows only as a proof that does not check.
 		l.hashes.drop(cached)
 		var err2 error
@@ -830,9 +830,23 @@ func (l *Log) proveAll(ctx context.Context, indexes []int64, cp Checkpoint, have
 	return out, err
 }
 
-// errNotInTree is wrapped by prove's error for a proof that does not
-// check against the checkpoint's root.
-var errNotInTree = errors.New("not in the tree")
+// ErrNotInTree is wrapped by the error for an entry whose inclusion
+// proof does not check against the checkpoint's root: the store's entry
+// or tree is not the one the checkpoint signed.
+var ErrNotInTree = errors.New("not in the tree")
+
+// ProveEntry returns entry index with its inclusion proof in the tree of
+// size whose root is root (from a checkpoint the caller checked), parsed
+// and checked: the entry and the tiles the Log's cache lacks are read in
+// one store call. A proof that does not check is an error wrapping
+// ErrNotInTree.
+func (l *Log) ProveEntry(ctx context.Context, index, size int64, root tlog.Hash) (Proven, error) {
+	ps, err := l.proveAll(ctx, []int64{index}, Checkpoint{Size: size, Root: root}, nil)
+	if err != nil {
+		return Proven{}, err
+	}
+	return ps[0], nil
+}
 
 // errTileMissing is what prove's hash reader returns for a hash whose
 // tile is not at hand (or too narrow).
@@ -968,12 +982,12 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 		if !ok || e.Index != i {
 			return nil, cached, fmt.Errorf("ledger: entry %d: the store did not return it", i)
 		}
+		if err := tlog.CheckRecord(proofs[k], cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
+			return nil, cached, fmt.Errorf("ledger: entry %d is %w of checkpoint %d: %w", i, ErrNotInTree, cp.Size, err)
+		}
 		ev, err := Parse(e.Body)
 		if err != nil {
 			return nil, cached, fmt.Errorf("ledger: entry %d: %w", i, err)
-		}
-		if err := tlog.CheckRecord(proofs[k], cp.Size, cp.Root, i, tlog.RecordHash(e.Body)); err != nil {
-			return nil, cached, fmt.Errorf("ledger: entry %d is %w of checkpoint %d: %w", i, errNotInTree, cp.Size, err)
 		}
 		out[k] = Proven{Entry: e, Event: ev, Proof: proofs[k]}
 	}

@@ -234,6 +234,16 @@ func testIngestAndProofs(t *testing.T, w *World) {
 			if err := tlog.CheckRecord(p, cp.Size, cp.Root, i, tlog.RecordHash(w.Bodies[i])); err != nil {
 				t.Fatalf("inclusion of %d in %d: %v", i, cp.Size, err)
 			}
+			// ProveEntry: the same proof, with the entry, in one call.
+			pr, err := w.Log.ProveEntry(ctx, i, cp.Size, cp.Root)
+			if err != nil || pr.Entry.Index != i || !bytes.Equal(pr.Entry.Body, w.Bodies[i]) || !slices.Equal(pr.Proof, p) {
+				t.Fatalf("ProveEntry(%d, %d) = entry %d, %d hashes, %v; want the entry and Prove's proof", i, cp.Size, pr.Entry.Index, len(pr.Proof), err)
+			}
+			wrong := cp.Root
+			wrong[0] ^= 1
+			if _, err := w.Log.ProveEntry(ctx, i, cp.Size, wrong); !errors.Is(err, ledger.ErrNotInTree) {
+				t.Fatalf("ProveEntry(%d, %d) against a wrong root: %v, want ErrNotInTree", i, cp.Size, err)
+			}
 		}
 		for _, old := range cps {
 			if old.Size > cp.Size {
