@@ -27,13 +27,7 @@ func newMemTree(t *testing.T, n int) (*memTree, Checkpoint) {
 	t.Helper()
 	m := &memTree{tiles: map[TileKey][]byte{}}
 	var hashes []tlog.Hash
-	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for k, x := range ix {
-			out[k] = hashes[x]
-		}
-		return out, nil
-	})
+	r := hashesOf(&hashes)
 	for i := range n {
 		b, err := mustEvent(t, OperatorAction, "", map[string]string{"command": fmt.Sprint("c", i)}).Marshal()
 		if err != nil {

@@ -26,16 +26,21 @@ func mustEvent(t testing.TB, typ Type, vm string, data any) Event {
 }
 
 // The frontier's stored hashes and roots are tlog's, for every size.
-func TestFrontierIsTlog(t *testing.T) {
-	var f frontier
-	var hs []tlog.Hash
-	r := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+// hashesOf reads the stored hashes in *hs (tlog's storage order).
+func hashesOf(hs *[]tlog.Hash) tlog.HashReader {
+	return tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(ix))
 		for i, x := range ix {
-			out[i] = hs[x]
+			out[i] = (*hs)[x]
 		}
 		return out, nil
 	})
+}
+
+func TestFrontierIsTlog(t *testing.T) {
+	var f frontier
+	var hs []tlog.Hash
+	r := hashesOf(&hs)
 	for n := int64(0); n < 300; n++ {
 		rec := []byte(fmt.Sprintf("record %d", n))
 		want, err := tlog.StoredHashes(n, rec, r)
