@@ -457,8 +457,8 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 				From: fromNull(rFrom), To: fromNull(rTo), Start: *rStart, End: *rEnd}
 		}
 		// The proofs' entries and level-0, level-1 and level-2 tiles, where
-		// the row has them (each tile once: the statement leaves out one
-		// another entry's tile already brings).
+		// the row has them (each tile once: the statement leaves out a tile
+		// another entry already brings).
 		for k, at := range []*int64{lStart, lEnd, rStart} {
 			if at == nil || *at < 0 {
 				continue
