@@ -910,8 +910,8 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 				lack = true
 				continue
 			}
-			if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
-				return nil, fmt.Errorf("ledger: %v: %d bytes is not a tile", key, len(d))
+			if err := checkTileData(key, d); err != nil {
+				return nil, err
 			}
 			h, err := tlog.HashFromTile(t, d, x)
 			if err != nil {

@@ -252,6 +252,16 @@ type ProofData struct {
 	Tiles   []TileData
 }
 
+// AddTiles adds the tiles of levels 0, 1, … of entry index's proof, in
+// that order; a nil one was not read.
+func (d *ProofData) AddTiles(index int64, levels ...[]byte) {
+	for L, data := range levels {
+		if data != nil {
+			d.Tiles = append(d.Tiles, TileData{Key: TileKey{L: L, N: index >> ((L + 1) * TileHeight)}, Data: data})
+		}
+	}
+}
+
 // Append is what one ingest adds (Entries, Tiles, Batches) or one index
 // transaction (the rest; see IndexTx).
 type Append struct {

@@ -89,8 +89,8 @@ func (p tilePlan) hashes(data [][]byte) ([]tlog.Hash, error) {
 		if d == nil {
 			return nil, fmt.Errorf("ledger: %v: %w", k, ErrNotFound)
 		}
-		if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
-			return nil, fmt.Errorf("ledger: %v: %d bytes is not a tile", k, len(d))
+		if err := checkTileData(k, d); err != nil {
+			return nil, err
 		}
 		h, err := tlog.HashFromTile(t, d, x)
 		if err != nil {
@@ -99,6 +99,14 @@ func (p tilePlan) hashes(data [][]byte) ([]tlog.Hash, error) {
 		out[i] = h
 	}
 	return out, nil
+}
+
+// checkTileData refuses data that is not 1 to 2^TileHeight hashes.
+func checkTileData(k TileKey, d []byte) error {
+	if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
+		return fmt.Errorf("ledger: %v: %d bytes is not a tile", k, len(d))
+	}
+	return nil
 }
 
 // TilesFromHashes returns the tiles of a tree of size n whose stored

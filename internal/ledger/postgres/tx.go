@@ -466,15 +466,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 			if xBatch[k] != nil {
 				h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: *at, Batch: *xBatch[k], Body: xBody[k]})
 			}
-			if tData[k] != nil {
-				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 0, N: *at >> ledger.TileHeight}, Data: tData[k]})
-			}
-			if uData[k] != nil {
-				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 1, N: *at >> (2 * ledger.TileHeight)}, Data: uData[k]})
-			}
-			if vData[k] != nil {
-				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: 2, N: *at >> (3 * ledger.TileHeight)}, Data: vData[k]})
-			}
+			h.Data.AddTiles(*at, tData[k], uData[k], vData[k])
 		}
 		return nil
 	})

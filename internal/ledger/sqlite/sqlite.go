@@ -673,11 +673,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (ledger
 		if xBatch[k].Valid {
 			h.Data.Entries = append(h.Data.Entries, ledger.Entry{Index: at.Int64, Batch: xBatch[k].Int64, Body: body[k]})
 		}
-		for L, d := range [][]byte{lv0[k], lv1[k], lv2[k]} {
-			if d != nil {
-				h.Data.Tiles = append(h.Data.Tiles, ledger.TileData{Key: ledger.TileKey{L: L, N: at.Int64 >> ((L + 1) * ledger.TileHeight)}, Data: d})
-			}
-		}
+		h.Data.AddTiles(at.Int64, lv0[k], lv1[k], lv2[k])
 	}
 	return h, nil
 }
