@@ -952,8 +952,10 @@ func (l *Log) prove(ctx context.Context, indexes []int64, cp Checkpoint, have *P
 			proofs[k] = p
 		}
 		var missE []int64
+		inMissE := make(map[int64]bool)
 		for _, i := range indexes {
-			if _, ok := entries[i]; !ok && !slices.Contains(missE, i) {
+			if _, ok := entries[i]; !ok && !inMissE[i] {
+				inMissE[i] = true
 				missE = append(missE, i)
 			}
 		}

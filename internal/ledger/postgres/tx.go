@@ -412,25 +412,16 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
-			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, t0.data, t1.data, t2.data, u0.data, u1.data, u2.data, v0.data, v1.data, v2.data
+			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, `+holderTiles+`
 			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
 			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
 				ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
-			LEFT JOIN lease_ends e ON e.start_idx = l.start_idx AND e.end_idx < c.size
+			LEFT JOIN LATERAL (SELECT to_ts, end_idx FROM lease_ends WHERE start_idx = l.start_idx AND end_idx < c.size LIMIT 1) e ON true
 			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2 AND start_idx < c.size
 				AND (to_ts IS NULL OR to_ts > $2 OR end_idx >= c.size) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
-			LEFT JOIN entries x0 ON x0.idx = l.start_idx
-			LEFT JOIN entries x1 ON x1.idx = e.end_idx
-			LEFT JOIN entries x2 ON x2.idx = r.start_idx
-			LEFT JOIN tiles t0 ON t0.level = 0 AND t0.n = l.start_idx >> `+tileShift+`
-			LEFT JOIN tiles t1 ON t1.level = 0 AND t1.n = e.end_idx >> `+tileShift+` AND t1.n IS DISTINCT FROM t0.n
-			LEFT JOIN tiles t2 ON t2.level = 0 AND t2.n = r.start_idx >> `+tileShift+` AND t2.n IS DISTINCT FROM t0.n AND t2.n IS DISTINCT FROM t1.n
-			LEFT JOIN tiles u0 ON u0.level = 1 AND u0.n = l.start_idx >> `+tileShift2+`
-			LEFT JOIN tiles u1 ON u1.level = 1 AND u1.n = e.end_idx >> `+tileShift2+` AND u1.n IS DISTINCT FROM u0.n
-			LEFT JOIN tiles u2 ON u2.level = 1 AND u2.n = r.start_idx >> `+tileShift2+` AND u2.n IS DISTINCT FROM u0.n AND u2.n IS DISTINCT FROM u1.n
-			LEFT JOIN tiles v0 ON v0.level = 2 AND v0.n = l.start_idx >> `+tileShift3+`
-			LEFT JOIN tiles v1 ON v1.level = 2 AND v1.n = e.end_idx >> `+tileShift3+` AND v1.n IS DISTINCT FROM v0.n
-			LEFT JOIN tiles v2 ON v2.level = 2 AND v2.n = r.start_idx >> `+tileShift3+` AND v2.n IS DISTINCT FROM v0.n AND v2.n IS DISTINCT FROM v1.n`,
+			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = l.start_idx LIMIT 1) x0 ON true
+			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = e.end_idx LIMIT 1) x1 ON true
+			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = r.start_idx LIMIT 1) x2 ON true`,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
@@ -745,3 +736,31 @@ const (
 )
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
+
+// holderTiles is Holder's select list for its proofs' tiles: for each
+// level 0, 1 and 2 (in that order) and each of the three entries (lease
+// start, lease end, run start), the tile that holds the entry, or NULL if
+// an earlier entry's tile at that level is the same one (each tile comes
+// once). Each is a scalar subquery, so one probe of tiles_pkey whatever
+// the planner's statistics say (a LEFT JOIN can become a hash join of the
+// whole table when they are stale), and none is made for a tile already
+// brought.
+var holderTiles = func() string {
+	idx := []string{"l.start_idx", "e.end_idx", "r.start_idx"}
+	var cols []string
+	for level, shift := range []string{tileShift, tileShift2, tileShift3} {
+		for k, x := range idx {
+			n := "(" + x + " >> " + shift + ")"
+			col := "(SELECT data FROM tiles WHERE level = " + strconv.Itoa(level) + " AND n = " + n + ")"
+			var same []string
+			for _, y := range idx[:k] {
+				same = append(same, n+" IS DISTINCT FROM ("+y+" >> "+shift+")")
+			}
+			if len(same) > 0 {
+				col = "CASE WHEN " + strings.Join(same, " AND ") + " THEN " + col + " END"
+			}
+			cols = append(cols, col)
+		}
+	}
+	return strings.Join(cols, ",\n\t\t\t")
+}()
