@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1071,4 +1073,69 @@ func TestUpgradeFromV1Empty(t *testing.T) {
 	if err := c.QueryRow(ctx, "SELECT to_regclass('hashes') IS NOT NULL, to_regclass('tiles') IS NOT NULL").Scan(&hashes, &tiles); err != nil || !hashes || tiles {
 		t.Errorf("after a failed upgrade: hashes %v, tiles %v, %v; want the version-1 schema", hashes, tiles, err)
 	}
+}
+
+// TestHolderPlan checks that Holder's statement reads each of its parts
+// by index however the planner is inclined: with its default settings and
+// with nested loops disabled (what stale statistics can amount to: a
+// custom plan once hash-joined whole tables, taking a second), the plan
+// has no hash or merge join and scans none of the ledger's tables whole.
+func TestHolderPlan(t *testing.T) {
+	s, _ := open(t)
+	ctx := t.Context()
+	for _, set := range []string{"", "SET LOCAL enable_nestloop = off"} {
+		t.Run(fmt.Sprintf("%q", set), func(t *testing.T) {
+			var plan []byte
+			err := s.with(ctx, func(c *pgx.Conn) error {
+				tx, err := c.Begin(ctx)
+				if err != nil {
+					return err
+				}
+				defer tx.Rollback(ctx)
+				if set != "" {
+					if _, err := tx.Exec(ctx, set); err != nil {
+						return err
+					}
+				}
+				return tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+holderQuery, "10.0.0.1", at(5)).Scan(&plan)
+			})
+			if err != nil {
+				t.Fatalf("EXPLAIN Holder: %v", err)
+			}
+			var root []struct{ Plan planNode }
+			if err := json.Unmarshal(plan, &root); err != nil || len(root) != 1 {
+				t.Fatalf("EXPLAIN Holder: %v: %s", err, plan)
+			}
+			var scans int
+			var bad []string
+			var walk func(n planNode)
+			walk = func(n planNode) {
+				switch {
+				case n.NodeType == "Hash Join" || n.NodeType == "Merge Join":
+					bad = append(bad, n.NodeType)
+				case n.NodeType == "Seq Scan" && n.Relation != "checkpoints" && n.Relation != "index_state":
+					bad = append(bad, "Seq Scan on "+n.Relation)
+				case strings.HasPrefix(n.NodeType, "Index") && n.Relation == "tiles":
+					scans++
+				}
+				for _, p := range n.Plans {
+					walk(p)
+				}
+			}
+			walk(root[0].Plan)
+			if scans != 9 {
+				bad = append(bad, fmt.Sprintf("%d index scans of tiles, want 9 (3 levels × 3 entries)", scans))
+			}
+			if len(bad) > 0 {
+				t.Errorf("Holder's plan: %s:\n%s", strings.Join(bad, "; "), plan)
+			}
+		})
+	}
+}
+
+// planNode is the part of EXPLAIN (FORMAT JSON)'s plan TestHolderPlan reads.
+type planNode struct {
+	NodeType string     `json:"Node Type"`
+	Relation string     `json:"Relation Name"`
+	Plans    []planNode `json:"Plans"`
 }

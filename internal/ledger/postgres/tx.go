@@ -409,19 +409,7 @@ func (s *Store) Holder(ctx context.Context, ip netip.Addr, at time.Time) (h ledg
 		var rStart, rEnd *int64
 		var xBatch [3]*int64
 		var xBody, tData, uData, vData [3][]byte
-		err := c.QueryRow(ctx, `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
-			l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
-			r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
-			x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, `+holderTiles+`
-			FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
-			LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
-				ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
-			LEFT JOIN LATERAL (SELECT to_ts, end_idx FROM lease_ends WHERE start_idx = l.start_idx AND end_idx < c.size LIMIT 1) e ON true
-			LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2 AND start_idx < c.size
-				AND (to_ts IS NULL OR to_ts > $2 OR end_idx >= c.size) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
-			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = l.start_idx LIMIT 1) x0 ON true
-			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = e.end_idx LIMIT 1) x1 ON true
-			LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = r.start_idx LIMIT 1) x2 ON true`,
+		err := c.QueryRow(ctx, holderQuery,
 			ip.Unmap().String(), at).Scan(&h.Checkpoint.Size, &root, &h.Checkpoint.Note, &cpTime, &h.Latest,
 			&lIP, &lMAC, &lVM, &lHost, &lFrom, &lTo, &lStart, &lEnd,
 			&rVM, &rName, &rHost, &rOwner, &rImage, &rList, &rEndorser, &rFrom, &rTo, &rStart, &rEnd,
@@ -736,6 +724,25 @@ const (
 )
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
+
+// holderQuery is Holder's statement ($1 the address, $2 the time). Each
+// of its parts reads by index whatever the planner's statistics: the
+// lease, lease end, run and entries are LATERAL subqueries with LIMIT 1
+// (never flattened into a join the planner could make a hash join), the
+// tiles scalar subqueries (holderTiles).
+var holderQuery = `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
+		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
+		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
+		x0.batch, x0.body, x1.batch, x1.body, x2.batch, x2.body, ` + holderTiles + `
+		FROM (SELECT size, root, note, time FROM checkpoints WHERE size = (SELECT indexed FROM index_state WHERE id = 1)) c
+		LEFT JOIN LATERAL (SELECT * FROM leases WHERE ip = $1 AND from_ts <= $2 AND start_idx < c.size
+			ORDER BY from_ts DESC, start_idx DESC LIMIT 1) l ON true
+		LEFT JOIN LATERAL (SELECT to_ts, end_idx FROM lease_ends WHERE start_idx = l.start_idx AND end_idx < c.size LIMIT 1) e ON true
+		LEFT JOIN LATERAL (SELECT * FROM runs WHERE vm = l.vm AND host = l.host AND from_ts <= $2 AND start_idx < c.size
+			AND (to_ts IS NULL OR to_ts > $2 OR end_idx >= c.size) ORDER BY from_ts DESC, start_idx DESC LIMIT 1) r ON true
+		LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = l.start_idx LIMIT 1) x0 ON true
+		LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = e.end_idx LIMIT 1) x1 ON true
+		LEFT JOIN LATERAL (SELECT batch, body FROM entries WHERE idx = r.start_idx LIMIT 1) x2 ON true`
 
 // holderTiles is Holder's select list for its proofs' tiles: for each
 // level 0, 1 and 2 (in that order) and each of the three entries (lease
