@@ -725,11 +725,11 @@ const (
 
 var _ = [1]struct{}{}[ledger.TileHeight-4] // tileShift must follow ledger.TileHeight
 
-// holderQuery is Holder's statement ($1 the address, $2 the time). Each
-// of its parts reads by index whatever the planner's statistics: the
-// lease, lease end, run and entries are LATERAL subqueries with LIMIT 1
-// (never flattened into a join the planner could make a hash join), the
-// tiles scalar subqueries (holderTiles).
+// holderQuery is Holder's statement ($1 the address, $2 the time). It
+// makes no hash or merge join whatever the planner's statistics, and
+// looks each part up by key: the lease, lease end, run and entries are
+// LATERAL subqueries with LIMIT 1 (never flattened into a join), the tiles
+// scalar subqueries (holderTiles). TestHolderPlan checks the plans.
 var holderQuery = `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM checkpoints),
 		l.ip, l.mac, l.vm, l.host, l.from_ts, e.to_ts, l.start_idx, COALESCE(e.end_idx, -1),
 		r.vm, r.name, r.host, r.owner, r.image, r.list, r.endorser, r.from_ts, CASE WHEN r.end_idx < c.size THEN r.to_ts END, r.start_idx, CASE WHEN r.end_idx < c.size THEN r.end_idx ELSE -1 END,
@@ -748,10 +748,9 @@ var holderQuery = `SELECT c.size, c.root, c.note, c.time, (SELECT MAX(size) FROM
 // level 0, 1 and 2 (in that order) and each of the three entries (lease
 // start, lease end, run start), the tile that holds the entry, or NULL if
 // an earlier entry's tile at that level is the same one (each tile comes
-// once). Each is a scalar subquery, so one probe of tiles_pkey whatever
-// the planner's statistics say (a LEFT JOIN can become a hash join of the
-// whole table when they are stale), and none is made for a tile already
-// brought.
+// once). Each is a scalar subquery: a probe of tiles_pkey of its own (a
+// LEFT JOIN can become a hash join of the whole table when the statistics
+// are stale), not made at all (CASE) for a tile already brought.
 var holderTiles = func() string {
 	idx := []string{"l.start_idx", "e.end_idx", "r.start_idx"}
 	var cols []string
