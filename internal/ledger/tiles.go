@@ -101,7 +101,9 @@ func (p tilePlan) hashes(data [][]byte) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// checkTileData refuses data that is not 1 to 2^TileHeight hashes.
+// checkTileData refuses data that is not a whole number of hashes or
+// holds more than 2^TileHeight of them. Data too short for the hash
+// wanted (empty included) is left to the caller, which knows the width.
 func checkTileData(k TileKey, d []byte) error {
 	if len(d)%tlog.HashSize != 0 || len(d) > tileWidth*tlog.HashSize {
 		return fmt.Errorf("ledger: %v: %d bytes is not a tile", k, len(d))
